@@ -150,3 +150,15 @@ def test_scaling_numbers_live_only_in_color():
     offenders = [f'{p.relative_to(ROOT)}:{i}' for p in (ROOT/'colorize_nbdev').rglob('*.py') if p.name != 'color.py'
                  for i, line in enumerate(p.read_text().splitlines(), 1) if pat.search(line)]
     assert not offenders, offenders
+
+
+def test_exact_inside_autocast():
+    "Mixed precision (AMP) regions do not degrade the conversion: it runs in float32 there."
+    x = sample_batch(2, 64)
+    ref = C.rgb_to_lab(x)
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        got = C.rgb_to_lab(x)
+        back = C.lab_to_rgb(got)
+    assert got.dtype == torch.float32
+    torch.testing.assert_close(got, ref, atol=1e-4, rtol=0)
+    assert (back*255 - x.float()).abs().max() <= 1
