@@ -10,12 +10,13 @@ __all__ = ['XYZ_FROM_RGB', 'D65', 'LAB_EPS', 'LAB_KAPPA', 'CHUNK_PIXELS', 'RANGE
            'norm_l', 'denorm_l', 'norm_ab', 'denorm_ab', 'rgb_to_lab_norm', 'lab_norm_to_rgb', 'rgb_to_yuv',
            'yuv_to_rgb']
 
-# %% ../nbs/00_color.ipynb #9a86da60
-import functools
+# %% ../nbs/00_color.ipynb #ec7f9c92
+import functools, os
+from concurrent.futures import ThreadPoolExecutor
 import torch
 from torch import Tensor
 
-# %% ../nbs/00_color.ipynb #5099624f
+# %% ../nbs/00_color.ipynb #fb516c59
 # sRGB primaries -> CIE XYZ (D65). The values scikit-image uses (IEC 61966-2-1), so the two agree to float precision.
 XYZ_FROM_RGB = ((0.412453, 0.357580, 0.180423),
                 (0.212671, 0.715160, 0.072169),
@@ -24,7 +25,7 @@ D65 = (0.95047, 1.0, 1.08883)   # reference white (2° observer)
 LAB_EPS = 216/24389             # (6/29)**3: below it f(t) is linear, above it a cube root
 LAB_KAPPA = 24389/27            # 116 x slope of that linear piece
 
-# %% ../nbs/00_color.ipynb #89f13085
+# %% ../nbs/00_color.ipynb #a0cc3029
 CHUNK_PIXELS = 2**17   # CPU block size (pixels) that keeps intermediates in cache; <= 0 turns blocking off
 RANGE_TOL = 0.02       # float RGB may stray this far outside [0,1] (resampling overshoot) before it is an error
 
@@ -61,21 +62,34 @@ def _rgb_in(x, fn, check=True):
                            ' (0..255 floats? divide by 255, or pass a uint8 tensor)')
     return x.to(_work_dtype(x)).clamp(0, 1), unbatched
 
-# %% ../nbs/00_color.ipynb #1e981393
+# %% ../nbs/00_color.ipynb #26c1b327
+@functools.lru_cache(maxsize=None)
+def _pool(pid, n):
+    "A thread pool of `n` workers for process `pid` (keyed by pid: a forked child must not reuse its parent's dead threads)."
+    return ThreadPoolExecutor(n, thread_name_prefix='colorize-blocks')
+
 def _blocks(fn, x):
-    "Apply a per-pixel `fn` on (b,C,n) views of `x` (B,C,H,W); on the CPU in cache-sized blocks of about CHUNK_PIXELS pixels."
+    "Apply a per-pixel `fn` to (b,C,n) views of `x` (B,C,H,W); on the CPU in cache-sized blocks of about CHUNK_PIXELS pixels."
     B, C, H, W = x.shape
     N = H*W
     x = x.reshape(B, C, N)
     with torch.autocast(x.device.type, enabled=False):   # colour maths stays in float32 inside AMP regions
         if x.device.type != 'cpu' or CHUNK_PIXELS <= 0 or B*N <= CHUNK_PIXELS: return fn(x).reshape(B, -1, H, W)
-        if N >= CHUNK_PIXELS:   # big images: split each image along its pixels
-            out = [torch.cat([fn(xi[..., s:s + CHUNK_PIXELS]) for s in range(0, N, CHUNK_PIXELS)], 2) for xi in x.split(1)]
-        else:                   # small images: a few whole images per block
-            out = [fn(xi) for xi in x.split(CHUNK_PIXELS // N)]
-        return torch.cat(out).reshape(B, -1, H, W)
+        step = max(1, CHUNK_PIXELS//N)                    # a few whole small images, or part of one big image, per block
+        blocks = [(slice(i, i + step), slice(s, s + CHUNK_PIXELS)) for i in range(0, B, step) for s in range(0, N, CHUNK_PIXELS)]
+        y = fn(x[(blocks[0][0], slice(None), blocks[0][1])])
+        out = y.new_empty(B, y.shape[1], N)
+        def run(blk, y=None):
+            i, s = blk
+            out[i, :, s] = fn(x[i, :, s]) if y is None else y   # written while still in cache
+        run(blocks[0], y)
+        if torch.is_grad_enabled() and x.requires_grad or torch.get_num_threads() < 2:
+            for blk in blocks[1:]: run(blk)                    # autograd records each copy, in order
+        else:  # no graph to record: blocks run on threads too (torch ops release the GIL)
+            list(_pool(os.getpid(), torch.get_num_threads()).map(run, blocks[1:]))
+        return out.reshape(B, -1, H, W)
 
-# %% ../nbs/00_color.ipynb #380c09fd
+# %% ../nbs/00_color.ipynb #2e9e96a5
 @functools.lru_cache(maxsize=None)
 def _srgb_lut(device):
     "The sRGB curve for the 256 uint8 values, as float32 on `device` (computed once, in float64)."
@@ -109,10 +123,11 @@ def _finv(t):
     "Inverse of `_f`: cube above 6/29, the linear piece below."
     return t.clamp_min(6/29).pow(3) + (t - 6/29).clamp_max(0)*(116/LAB_KAPPA)
 
-# %% ../nbs/00_color.ipynb #b12c7359
+# %% ../nbs/00_color.ipynb #f3766fcd
 def _rgb_to_lab_px(x):
     "(b,3,n) uint8 or float RGB -> (b,3,n) Lab."
-    lin = torch.take(_srgb_lut(x.device), x.long()) if x.dtype == torch.uint8 else srgb_to_linear(x)
+    if x.dtype == torch.uint8: lin = torch.index_select(_srgb_lut(x.device), 0, x.reshape(-1).int()).view(x.shape)
+    else: lin = srgb_to_linear(x)
     m, _, f2lab, off = _lab_mats(lin.dtype, lin.device)
     f = _f(torch.matmul(m, lin))
     return torch.baddbmm(off.expand(len(f), 3, 1), f2lab.expand(len(f), 3, 3), f)
@@ -125,7 +140,7 @@ def rgb_to_lab(x:Tensor, # RGB (B,3,H,W) or (3,H,W): uint8 in [0,255] or float i
     lab = _blocks(_rgb_to_lab_px, x)
     return lab[0] if unbatched else lab
 
-# %% ../nbs/00_color.ipynb #2276a01b
+# %% ../nbs/00_color.ipynb #2a3e4cf3
 def _lab_in(lab, fn, check=True):
     "Validate a Lab batch: float, L in [0,100] (with tolerance), finite ab."
     lab, unbatched = _as_batch(lab, fn, 'Lab image')
@@ -164,7 +179,7 @@ def lab_in_gamut(lab:Tensor, tol:float=1e-4, check:bool=True)->Tensor:
     ok = ((lin >= -tol) & (lin <= 1 + tol)).all(1)
     return ok[0] if unbatched else ok
 
-# %% ../nbs/00_color.ipynb #14ed4c14
+# %% ../nbs/00_color.ipynb #5589b858
 L_SCALE, AB_SCALE = 50., 110.
 
 def norm_l(L:Tensor)->Tensor:
@@ -194,7 +209,7 @@ def lab_norm_to_rgb(L:Tensor, ab:Tensor, clip:bool=True, check:bool=True)->Tenso
         ab = torch.nn.functional.interpolate(ab, size=L.shape[-2:], mode='bilinear', align_corners=False)
     return lab_to_rgb(torch.cat([denorm_l(L), denorm_ab(ab)], -3), clip=clip, check=check)
 
-# %% ../nbs/00_color.ipynb #298902aa
+# %% ../nbs/00_color.ipynb #29308cc1
 YUV_WR, YUV_WB, YUV_UMAX, YUV_VMAX = 0.299, 0.114, 0.436, 0.615
 
 def _rgb_to_yuv_px(x):

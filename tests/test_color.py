@@ -162,3 +162,30 @@ def test_exact_inside_autocast():
     assert got.dtype == torch.float32
     torch.testing.assert_close(got, ref, atol=1e-4, rtol=0)
     assert (back*255 - x.float()).abs().max() <= 1
+
+
+def test_gradients_through_blocks(monkeypatch):
+    "Blocked evaluation (results copied into one output) is differentiable too."
+    monkeypatch.setattr(C, 'CHUNK_PIXELS', 16)
+    x = (torch.rand(3, 3, 5, 6, dtype=torch.float64)*0.9 + 0.05).requires_grad_()
+    assert torch.autograd.gradcheck(lambda t: C.lab_to_rgb(C.rgb_to_lab(t)), (x,))
+
+
+def _child_convert(q):
+    torch.set_num_threads(1)          # what DataLoader workers do: torch's own pool does not survive a fork
+    x = torch.randint(0, 256, (4, 3, 256, 256), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    q.put(C.rgb_to_lab(x).numpy())    # plain pickle, not shared memory
+
+
+def test_blocks_work_in_forked_worker():
+    "A worker forked after the parent used the block thread pool (as DataLoader workers are) converts correctly."
+    import multiprocessing as mp
+    x = torch.randint(0, 256, (4, 3, 256, 256), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    ref = C.rgb_to_lab(x)             # starts the parent's thread pool
+    ctx = mp.get_context('fork')
+    q = ctx.Queue()
+    p = ctx.Process(target=_child_convert, args=(q,))
+    p.start()
+    got = q.get(timeout=60)
+    p.join(10)
+    torch.testing.assert_close(torch.from_numpy(got), ref, atol=1e-4, rtol=1e-5)
