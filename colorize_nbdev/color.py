@@ -10,13 +10,13 @@ __all__ = ['XYZ_FROM_RGB', 'D65', 'LAB_EPS', 'LAB_KAPPA', 'CHUNK_PIXELS', 'RANGE
            'norm_l', 'denorm_l', 'norm_ab', 'denorm_ab', 'rgb_to_lab_norm', 'lab_norm_to_rgb', 'rgb_to_yuv',
            'yuv_to_rgb']
 
-# %% ../nbs/00_color.ipynb #ec7f9c92
+# %% ../nbs/00_color.ipynb #fd3f1c9c
 import functools, os
 from concurrent.futures import ThreadPoolExecutor
 import torch
 from torch import Tensor
 
-# %% ../nbs/00_color.ipynb #fb516c59
+# %% ../nbs/00_color.ipynb #e4ec1ee0
 # sRGB primaries -> CIE XYZ (D65). The values scikit-image uses (IEC 61966-2-1), so the two agree to float precision.
 XYZ_FROM_RGB = ((0.412453, 0.357580, 0.180423),
                 (0.212671, 0.715160, 0.072169),
@@ -25,7 +25,7 @@ D65 = (0.95047, 1.0, 1.08883)   # reference white (2° observer)
 LAB_EPS = 216/24389             # (6/29)**3: below it f(t) is linear, above it a cube root
 LAB_KAPPA = 24389/27            # 116 x slope of that linear piece
 
-# %% ../nbs/00_color.ipynb #a0cc3029
+# %% ../nbs/00_color.ipynb #d1d23657
 CHUNK_PIXELS = 2**17   # CPU block size (pixels) that keeps intermediates in cache; <= 0 turns blocking off
 RANGE_TOL = 0.02       # float RGB may stray this far outside [0,1] (resampling overshoot) before it is an error
 
@@ -62,7 +62,7 @@ def _rgb_in(x, fn, check=True):
                            ' (0..255 floats? divide by 255, or pass a uint8 tensor)')
     return x.to(_work_dtype(x)).clamp(0, 1), unbatched
 
-# %% ../nbs/00_color.ipynb #26c1b327
+# %% ../nbs/00_color.ipynb #5428134c
 @functools.lru_cache(maxsize=None)
 def _pool(pid, n):
     "A thread pool of `n` workers for process `pid` (keyed by pid: a forked child must not reuse its parent's dead threads)."
@@ -89,7 +89,7 @@ def _blocks(fn, x):
             list(_pool(os.getpid(), torch.get_num_threads()).map(run, blocks[1:]))
         return out.reshape(B, -1, H, W)
 
-# %% ../nbs/00_color.ipynb #2e9e96a5
+# %% ../nbs/00_color.ipynb #c6086796
 @functools.lru_cache(maxsize=None)
 def _srgb_lut(device):
     "The sRGB curve for the 256 uint8 values, as float32 on `device` (computed once, in float64)."
@@ -123,7 +123,7 @@ def _finv(t):
     "Inverse of `_f`: cube above 6/29, the linear piece below."
     return t.clamp_min(6/29).pow(3) + (t - 6/29).clamp_max(0)*(116/LAB_KAPPA)
 
-# %% ../nbs/00_color.ipynb #f3766fcd
+# %% ../nbs/00_color.ipynb #522d9130
 def _rgb_to_lab_px(x):
     "(b,3,n) uint8 or float RGB -> (b,3,n) Lab."
     if x.dtype == torch.uint8: lin = torch.index_select(_srgb_lut(x.device), 0, x.reshape(-1).int()).view(x.shape)
@@ -140,7 +140,7 @@ def rgb_to_lab(x:Tensor, # RGB (B,3,H,W) or (3,H,W): uint8 in [0,255] or float i
     lab = _blocks(_rgb_to_lab_px, x)
     return lab[0] if unbatched else lab
 
-# %% ../nbs/00_color.ipynb #2a3e4cf3
+# %% ../nbs/00_color.ipynb #b2470515
 def _lab_in(lab, fn, check=True):
     "Validate a Lab batch: float, L in [0,100] (with tolerance), finite ab."
     lab, unbatched = _as_batch(lab, fn, 'Lab image')
@@ -179,7 +179,7 @@ def lab_in_gamut(lab:Tensor, tol:float=1e-4, check:bool=True)->Tensor:
     ok = ((lin >= -tol) & (lin <= 1 + tol)).all(1)
     return ok[0] if unbatched else ok
 
-# %% ../nbs/00_color.ipynb #5589b858
+# %% ../nbs/00_color.ipynb #8e4fa25e
 L_SCALE, AB_SCALE = 50., 110.
 
 def norm_l(L:Tensor)->Tensor:
@@ -209,7 +209,7 @@ def lab_norm_to_rgb(L:Tensor, ab:Tensor, clip:bool=True, check:bool=True)->Tenso
         ab = torch.nn.functional.interpolate(ab, size=L.shape[-2:], mode='bilinear', align_corners=False)
     return lab_to_rgb(torch.cat([denorm_l(L), denorm_ab(ab)], -3), clip=clip, check=check)
 
-# %% ../nbs/00_color.ipynb #29308cc1
+# %% ../nbs/00_color.ipynb #673e3fb6
 YUV_WR, YUV_WB, YUV_UMAX, YUV_VMAX = 0.299, 0.114, 0.436, 0.615
 
 def _rgb_to_yuv_px(x):
