@@ -15,17 +15,35 @@ def run(*args, cwd=None):
     return subprocess.run([exe, *args[1:]], capture_output=True, text=True, cwd=cwd, env=env, timeout=300)
 
 
-def test_demo_writes_grid_and_report(tmp_path):
+def test_demo_trains_colorizes_held_out_and_reuses(tmp_path):
+    "A tiny budget: trains, colorizes the 8 held-out photos at their size, prints the table; a second run reuses the model."
     out = tmp_path/'demo'
-    r = run('colorize-demo', '--out', str(out), '--n', '3', '--size', '64')
+    out.mkdir()
+    (out/'keep.txt').write_text('keep')                                                  # the user's file in --out
+    r = run('colorize-demo', '--out', str(out), '--minutes', '0.05', '--size', '32', '--n', '3')
     assert r.returncode == 0, r.stderr
+    assert 'Training the lesson 03 regressor' in r.stdout and 'Traceback' not in r.stderr
+    assert '| gray baseline (ab = 0) | 8 |' in r.stdout and '| demo regressor | 8 |' in r.stdout
     rep = json.loads((out/'report.json').read_text())
-    assert rep['n'] == 32 and rep['size'] == 64
-    assert rep['max_abs_diff_vs_skimage'] <= 0.01 and rep['max_round_trip_error_uint8_steps'] <= 1
-    assert rep['rgb_to_lab_img_per_s'] > 0 and rep['speedup_vs_skimage'] > 0
-    w, h = Image.open(out/'lab_grid.jpg').size
-    assert h > 3*64 and w > 5*64                 # 3 rows of 5 panels
-    assert json.loads(r.stdout[:r.stdout.rindex('}') + 1]) == rep
+    held = rep['held_out']
+    assert len(held) == 8 and not set(held) & set(rep['training']['train_photos'])     # held out: never trained on
+    assert rep['scores']['model']['n'] == rep['scores']['gray']['n'] == 8
+    assert rep['scores']['gray']['cf_ratio'] < 0.01 < rep['scores']['model']['cf_ratio']  # the model adds colour
+    from colorize_nbdev.data.samples import sample_dir
+    for name in held:                                                                    # full resolution
+        assert Image.open(out/'held_out'/(Path(name).stem + '.png')).size == Image.open(sample_dir()/name).size
+    w, h = Image.open(out/'demo_grid.jpg').size
+    assert h > 3*160 and w > 3*160                                                       # 3 rows of gray | prediction | truth
+    assert (out/'lab_grid.jpg').stat().st_size > 0 and (out/'demo_model.pth').stat().st_size > 0
+    assert (out/'keep.txt').read_text() == 'keep'                                        # left alone
+    assert not [p for p in out.iterdir() if p.name.startswith('.')]                     # no temporary model or checkpoint left
+    r2 = run('colorize-demo', '--out', str(out), '--n', '3', '--size', '32')
+    assert r2.returncode == 0, r2.stderr
+    assert 'Reusing the model trained earlier' in r2.stdout and 'Training' not in r2.stdout
+    assert json.loads((out/'report.json').read_text())['scores'] == rep['scores']
+    (out/'demo_model.pth').write_bytes((out/'demo_model.pth').read_bytes()[:500])       # a damaged cache: clear error
+    r3 = run('colorize-demo', '--out', str(out), '--n', '3')
+    assert r3.returncode == 1 and '--retrain' in r3.stderr and 'Traceback' not in r3.stderr
 
 
 def test_demo_bad_arguments_are_one_line_errors(tmp_path):
@@ -35,10 +53,4 @@ def test_demo_bad_arguments_are_one_line_errors(tmp_path):
     assert r.returncode == 1 and 'is not a folder' in r.stderr and 'Traceback' not in r.stderr
     assert mine.read_text() == 'my notes'        # nothing the user made is touched
     r = run('colorize-demo', '--out', str(tmp_path/'x'), '--n', '99')
-    assert r.returncode == 1 and '--n must be between 1 and 32' in r.stderr
-
-
-def test_demo_keeps_other_files_in_out(tmp_path):
-    (tmp_path/'keep.txt').write_text('keep')
-    assert run('colorize-demo', '--out', str(tmp_path), '--n', '1', '--size', '32').returncode == 0
-    assert (tmp_path/'keep.txt').read_text() == 'keep'
+    assert r.returncode == 1 and '--n must be between 1 and 8' in r.stderr

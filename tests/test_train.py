@@ -1,0 +1,215 @@
+"""Training machinery (`colorize_nbdev.train`): resume after SIGKILL, atomic checkpoints, NaN stop, time budget, exact resume,
+and `colorize-train`'s argument errors. Tiny sizes and a few bundled photos: seconds each."""
+import os, shutil, signal, subprocess, sys, time, warnings
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+warnings.filterwarnings('ignore', message='.*torch.jit.script.* is deprecated', category=FutureWarning)
+from fastai.callback.core import Callback
+from fastcore.script import CliError
+from colorize_nbdev.data.samples import sample_photos, sample_batch
+from colorize_nbdev.color import rgb_to_lab_norm
+from colorize_nbdev.metrics import model_colorizer
+from colorize_nbdev.modelfile import load_model, register_arch
+from colorize_nbdev import train as T
+
+BIN = Path(sys.executable).parent
+CPU = dict(num_workers=0, device='cpu', progress=False, verbose=False)
+
+# an architecture defined outside the package, for the command-line runs (imported with --module); `delay` slows each
+# training forward pass so that a run can be killed between its checkpoints
+SLOW_ARCH = '''
+import time, torch
+from colorize_nbdev.modelfile import register_arch
+
+class Slow(torch.nn.Module):
+    def __init__(self, hidden=4, delay=0.1):
+        super().__init__()
+        self.delay = delay
+        self.net = torch.nn.Sequential(torch.nn.Conv2d(1, hidden, 3, padding=1), torch.nn.ReLU(), torch.nn.Conv2d(hidden, 2, 3, padding=1))
+    def forward(self, x):
+        if self.training: time.sleep(self.delay)
+        return self.net(x)
+
+register_arch('test-train-slow')(Slow)
+'''
+
+
+@register_arch('test-train-tiny')
+def tiny(hidden: int = 4):
+    return nn.Sequential(nn.Conv2d(1, hidden, 3, padding=1), nn.ReLU(), nn.Conv2d(hidden, 2, 3, padding=1))
+
+
+@pytest.fixture(scope='module')
+def photos(tmp_path_factory):
+    d = tmp_path_factory.mktemp('photos')
+    for p in sample_photos()[:12]: shutil.copy(p, d/p.name)
+    return d
+
+
+def cmd(*args, cwd=None):
+    exe = shutil.which(args[0], path=str(BIN)) or shutil.which(args[0])
+    assert exe, f'{args[0]} is not installed: pip install -e . declares it in [project.scripts]'
+    return [exe, *args[1:]], {**os.environ, 'OMP_NUM_THREADS': '1', 'PYTHONWARNINGS': 'ignore'}
+
+
+def run(*args, cwd=None):
+    c, env = cmd(*args)
+    return subprocess.run(c, capture_output=True, text=True, cwd=cwd, env=env, timeout=300)
+
+
+def one_line_error(r, *words):
+    assert r.returncode == 1, (r.returncode, r.stdout, r.stderr)
+    lines = [l for l in r.stderr.strip().splitlines() if l.strip()]
+    assert len(lines) == 1 and 'Traceback' not in r.stderr, r.stderr
+    assert all(w in lines[0] for w in words), lines[0]
+
+
+def colorizes(model_path, size=32):
+    "The model file loads without flags and colorizes photos: RGB of the right shape, not gray."
+    net, cfg = load_model(model_path, device='cpu')
+    L, _ = rgb_to_lab_norm(sample_batch(4, size))
+    rgb = model_colorizer(net, cfg)(L)
+    assert rgb.shape == (4, 3, size, size) and torch.isfinite(rgb).all()
+    return cfg
+
+
+def test_sigkill_after_first_checkpoint_then_resume(photos, tmp_path, monkeypatch):
+    plug = tmp_path/'plug'; plug.mkdir()
+    (plug/'cz_train_slow.py').write_text(SLOW_ARCH)
+    out = tmp_path/'slow.pth'
+    ck = tmp_path/'slow.ckpt'/T.CKPT_NAME
+    args = ('colorize-train', '--arch', 'test-train-slow', '--module', 'cz_train_slow', '--data', str(photos), '--out', str(out),
+            '--epochs', '4', '--size', '32', '--bs', '4', '--workers', '0', '--device', 'cpu', '--ckpt-minutes', '0.002')
+    c, env = cmd(*args)
+    p = subprocess.Popen(c, cwd=plug, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    t = time.monotonic()
+    while not ck.exists() and p.poll() is None and time.monotonic() - t < 120: time.sleep(0.01)
+    assert p.poll() is None, f"the run ended before it could be killed: {p.communicate()}"
+    os.kill(p.pid, signal.SIGKILL)
+    p.wait()
+    st = T.load_checkpoint(ck)['state']
+    assert not st['done'] and st['train_iter'] < 4*2 and not out.exists()   # killed part way: 4 epochs of 2 batches
+    r = run(*args, '--resume', cwd=plug)
+    assert r.returncode == 0, r.stderr
+    assert f"Resumed from {ck}: epoch {st['epoch']}" in r.stdout and f"(iteration {st['train_iter']})" in r.stdout, r.stdout
+    done = T.load_checkpoint(ck)['state']
+    assert done['done'] and done['epoch'] == 4 and done['train_iter'] == 8
+    monkeypatch.syspath_prepend(str(plug))
+    import cz_train_slow                                   # registers the architecture in this process too
+    assert colorizes(out)['delay'] == 0.1
+
+
+class Disconnect(Exception): pass
+
+
+class StopAt(Callback):
+    "A lost session after training iteration `n` (its checkpoint written first)."
+    order = 90
+    def __init__(self, n): self.n = n
+    def after_batch(self):
+        if self.training and self.train_iter == self.n: raise Disconnect('session lost')
+
+
+@pytest.mark.parametrize('stop', [2, 3])   # 2 batches an epoch. 2: killed at epoch 1's end, before its epoch checkpoint; 3: within epoch 2
+def test_resume_equals_uninterrupted_run(photos, tmp_path, stop):
+    kw = dict(epochs=2, size=32, bs=4, lr=3e-3, ckpt_minutes=0, **CPU)   # ckpt_minutes=0: a checkpoint after every batch
+    a = T.fit_colorizer('test-train-tiny', photos, tmp_path/'a.pth', **kw)
+    with pytest.raises(Disconnect): T.fit_colorizer('test-train-tiny', photos, tmp_path/'b.pth', cbs=[StopAt(stop)], **kw)
+    assert not (tmp_path/'b.pth').exists()
+    b = T.fit_colorizer('test-train-tiny', photos, tmp_path/'b.pth', resume=True, **CPU)
+    assert b.report['resumed']['train_iter'] == (stop if stop % 2 else stop - 1) and b.report['iterations'] == a.report['iterations']
+    sa, sb = load_model(tmp_path/'a.pth', 'cpu')[0].state_dict(), load_model(tmp_path/'b.pth', 'cpu')[0].state_dict()
+    for k in sa: torch.testing.assert_close(sa[k], sb[k], rtol=1e-5, atol=1e-6)
+    assert b.report['psnr'] == pytest.approx(a.report['psnr'], abs=1e-4)
+
+
+def test_checkpoint_survives_a_killed_save(photos, tmp_path, monkeypatch):
+    T.fit_colorizer('test-train-tiny', photos, tmp_path/'m.pth', epochs=1, size=32, bs=4, **CPU)
+    ck = tmp_path/'m.ckpt'/T.CKPT_NAME
+    good = ck.read_bytes()
+    (ck.parent/f'.{T.CKPT_NAME}.12345.tmp').write_bytes(good[:100])   # a save killed half way, in another process
+    def dies_half_way(obj, f, *a, **k):
+        f.write(good[:len(good)//2]); raise OSError('disk full')
+    monkeypatch.setattr(T.torch, 'save', dies_half_way)
+    with pytest.raises(OSError, match='disk full'): T.atomic_save({'format': T.CKPT_FORMAT}, ck)
+    monkeypatch.undo()
+    assert ck.read_bytes() == good and [p.name for p in ck.parent.iterdir()] == [T.CKPT_NAME]
+    r = T.fit_colorizer('test-train-tiny', photos, tmp_path/'m.pth', resume=True, **CPU)   # the finished run, resumed
+    assert r.report['resumed']['done'] and r.report['resumed']['epoch'] == 1
+    # a damaged checkpoint is a clear error, not a pickle traceback
+    ck.write_bytes(good[:len(good)//3])
+    with pytest.raises(T.CheckpointError, match='damaged checkpoint'): T.fit_colorizer('test-train-tiny', photos, tmp_path/'m.pth', resume=True, **CPU)
+
+
+class Poison(Callback):
+    "The loss turns NaN in the second epoch (as with a learning rate far too high)."
+    order = 20
+    def after_pred(self):
+        if self.training and self.epoch == 1: self.learn.pred = self.pred*float('nan')
+
+
+def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(photos, tmp_path):
+    with pytest.raises(T.NonFiniteLossError) as e:
+        T.fit_colorizer('test-train-tiny', photos, tmp_path/'n.pth', epochs=3, size=32, bs=4, cbs=[Poison()], **CPU)
+    msg = str(e.value)
+    assert msg.startswith('Training stopped: the training loss became nan at epoch 2, batch 1') and '\n' not in msg
+    assert 'the last good checkpoint is kept' in msg and '(1 epochs + 0 batches done)' in msg
+    ck = T.load_checkpoint(tmp_path/'n.ckpt'/T.CKPT_NAME)
+    assert ck['state']['epoch'] == 1 and all(torch.isfinite(v).all() for v in ck['model'].values())
+    assert not (tmp_path/'n.pth').exists()
+
+
+def test_minutes_budget(photos, tmp_path):
+    "`minutes`: stops near the budget, the schedule warmed up then annealed, a usable model."
+    out = tmp_path/'timed.pth'
+    t = time.monotonic()
+    learn = T.fit_colorizer('test-train-tiny', photos, out, minutes=0.05, size=32, bs=4, **CPU)
+    wall = time.monotonic() - t
+    st, h = T.load_checkpoint(tmp_path/'timed.ckpt'/T.CKPT_NAME)['state'], learn.recorder
+    assert st['done'] and 2.5 <= st['elapsed'] <= 3 + 1.5, st['elapsed']   # the budget is 3 s (a validation may follow)
+    assert wall < 3 + 10                                                    # plus reading the photos and the final save
+    assert h.lrs[-1] < h.lrs[0] < max(h.lrs) and h.lrs[-1] < 0.05*max(h.lrs)   # warmed up, then annealed to the end
+    assert all(len(v) == 4 for v in h.values)                               # train loss kept for the epoch cut short
+    assert learn.report['train_loss'] is not None and learn.report['psnr'] is not None
+    assert colorizes(out)['size'] == 32
+
+
+def test_the_lessons_regressor_trains_and_colorizes(photos, tmp_path):
+    T.import_archs()
+    if 'regressor' not in T.ARCHS: pytest.skip('colorize_nbdev.models has no regressor yet')
+    learn = T.fit_colorizer('regressor', photos, tmp_path/'reg.pth', epochs=1, size=32, bs=4, pretrained=False, **CPU)
+    assert learn.report['psnr'] > 0 and learn.report['cf_ratio'] is not None
+    cfg = colorizes(tmp_path/'reg.pth')
+    assert cfg['size'] == 32 and cfg['pretrained'] is False   # loading never downloads: the weights are in the file
+
+
+def test_bad_arguments_are_one_line_errors(photos, tmp_path):
+    mine = tmp_path/'notes.pth'
+    mine.write_text('my notes')
+    # as a command: one line on stderr, exit status 1, the user's file untouched
+    one_line_error(run('colorize-train', '--arch', 'regressor', '--data', str(photos), '--out', str(mine)),
+                   'notes.pth', 'is not a colorize-nbdev model file')
+    assert mine.read_text() == 'my notes'
+    # the other checks, in this process (a command costs seconds of imports): the same `CliError`s
+    def err(**kw):
+        with pytest.raises(CliError) as e: T.colorize_train(**{'arch': 'regressor', 'data': str(photos), 'out': str(tmp_path/'m.pth'), **kw})
+        return str(e.value)
+    assert err(epochs=2, minutes=1) == 'give --epochs or --minutes, not both'
+    assert err(data=str(tmp_path/'nowhere')) == f"--data {tmp_path/'nowhere'}: no such folder"
+    assert err(data=str(mine)).endswith('is not a folder (give the folder that holds the photos)')
+    assert err(arch='nope').startswith('--arch nope: unknown architecture; registered:')
+    assert err(pretrained=True, no_pretrained=True) == 'give --pretrained or --no-pretrained, not both'
+    assert err(loss='l3').startswith("--loss must be one of l1, mse, huber")
+    assert not (tmp_path/'m.pth').exists()
+
+
+def test_resume_with_other_settings_is_refused(photos, tmp_path):
+    T.fit_colorizer('test-train-tiny', photos, tmp_path/'s.pth', epochs=1, size=32, bs=4, **CPU)
+    with pytest.raises(FileExistsError, match='pass resume=True'):
+        T.fit_colorizer('test-train-tiny', photos, tmp_path/'s.pth', epochs=1, size=32, bs=4, **CPU)
+    with pytest.raises(ValueError, match='size=48'):
+        T.fit_colorizer('test-train-tiny', photos, tmp_path/'s.pth', size=48, resume=True, **CPU)
