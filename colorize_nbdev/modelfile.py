@@ -6,7 +6,7 @@ Docs: https://colorize-nbdev.github.io/colorize-nbdev/modelfile.html.md"""
 
 # %% auto #0
 __all__ = ['MODEL_FORMAT', 'MODEL_VERSION', 'PREP_KEYS', 'PREP_DEFAULTS', 'ARCHS', 'register_arch', 'arch_kwargs', 'build_model',
-           'ModelFileError', 'save_model', 'read_model_file', 'load_model']
+           'ModelFileError', 'atomic_save', 'save_model', 'read_model_file', 'load_model']
 
 # %% ../nbs/92_modelfile.ipynb #cfc498e1
 import importlib, os, pickle, warnings
@@ -75,6 +75,28 @@ def _is_model_file(path)->bool:
     try: return _read(path).get('format') == MODEL_FORMAT
     except Exception: return False
 
+def atomic_save(obj, path)->Path:
+    "`torch.save(obj)` to `path` atomically: temp file in the same folder, fsync, `os.replace`, fsync of the folder."
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    for stale in path.parent.glob(f".{path.name}.*.tmp"):   # left by a save that was killed
+        try: stale.unlink()
+        except OSError: pass
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, 'wb') as f:
+            torch.save(obj, f)
+            f.flush(); os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists(): tmp.unlink()
+    try:
+        fd = os.open(path.parent, os.O_RDONLY)
+        try: os.fsync(fd)
+        finally: os.close(fd)
+    except OSError: pass   # some systems can't fsync a folder
+    return path
+
 def save_model(model:nn.Module, # the trained network
                path,            # file to write (a `.pth`); its folder is created
                arch:str,        # its registered architecture name
@@ -104,16 +126,7 @@ def save_model(model:nn.Module, # the trained network
     obj = {'format': MODEL_FORMAT, 'version': MODEL_VERSION, 'arch': arch, 'config': config, 'state_dict': sd}
     mod = getattr(ARCHS[arch], '__module__', None)
     if mod and mod != '__main__': obj['module'] = mod
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, 'wb') as f:
-            torch.save(obj, f)
-            f.flush(); os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists(): tmp.unlink()
-    return path
+    return atomic_save(obj, path)
 
 # %% ../nbs/92_modelfile.ipynb #8b26ad83
 def _kind(path):

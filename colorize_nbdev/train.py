@@ -6,9 +6,8 @@ Docs: https://colorize-nbdev.github.io/colorize-nbdev/train.html.md"""
 
 # %% auto #0
 __all__ = ['TRAIN_DEFAULTS', 'ARCH_DEFAULTS', 'HUBER_DELTA', 'LOSSES', 'CKPT_FORMAT', 'CKPT_VERSION', 'CKPT_NAME', 'RUN_KEYS',
-           'import_archs', 'train_defaults', 'PSNRMetric', 'CFRatio', 'CheckpointError', 'atomic_save',
-           'load_checkpoint', 'NonFiniteLossError', 'ColorLearner', 'TrainState', 'ChannelsLast', 'fit_colorizer',
-           'colorize_train']
+           'import_archs', 'train_defaults', 'PSNRMetric', 'CFRatio', 'CheckpointError', 'load_checkpoint',
+           'NonFiniteLossError', 'ColorLearner', 'TrainState', 'ChannelsLast', 'fit_colorizer', 'colorize_train']
 
 # %% ../nbs/93_train.ipynb #6de39fcf
 import importlib, inspect, math, os, pkgutil, random, sys, time, warnings
@@ -32,7 +31,7 @@ with warnings.catch_warnings():   # fastai 2.8 calls torch.jit.script at import,
 
 from .color import lab_norm_to_rgb
 from .metrics import psnr, colorfulness, to_uint8
-from .modelfile import ARCHS, register_arch, build_model, save_model, load_model, _is_model_file
+from .modelfile import ARCHS, register_arch, build_model, save_model, load_model, _is_model_file, atomic_save
 
 # %% ../nbs/93_train.ipynb #8df74f8d
 def import_archs()->list:
@@ -104,28 +103,6 @@ CKPT_FORMAT, CKPT_VERSION, CKPT_NAME = 'colorize-nbdev-checkpoint', 1, 'checkpoi
 
 class CheckpointError(ValueError):
     "A checkpoint that can't be used: missing, damaged, or from another run."
-
-def atomic_save(obj, path)->Path:
-    "`torch.save(obj)` to `path` atomically: temp file in the same folder, fsync, `os.replace`, fsync of the folder."
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    for stale in path.parent.glob(f".{path.name}.*.tmp"):   # left by a save that was killed
-        try: stale.unlink()
-        except OSError: pass
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, 'wb') as f:
-            torch.save(obj, f)
-            f.flush(); os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists(): tmp.unlink()
-    try:
-        fd = os.open(path.parent, os.O_RDONLY)
-        try: os.fsync(fd)
-        finally: os.close(fd)
-    except OSError: pass   # some systems can't fsync a folder
-    return path
 
 def _rng_states()->dict:
     "The states of Python's, NumPy's and torch's (CPU and CUDA) random number generators, as plain data and tensors."
@@ -465,13 +442,6 @@ def fit_colorizer(arch:str,            # registered architecture (`register_arch
     return learn
 
 # %% ../nbs/93_train.ipynb #85c89908
-def _import_module(name):
-    "Import module `name` (from the current folder too), for the architectures it registers."
-    sys.path.insert(0, os.getcwd())
-    try: importlib.import_module(name)
-    except Exception as e: raise CliError(f"--module {name}: cannot import it ({type(e).__name__}: {e})") from None
-    finally: sys.path.remove(os.getcwd())
-
 @call_parse
 def colorize_train(
     arch:str=None,        # architecture, e.g. regressor, regressor_unet
@@ -514,7 +484,9 @@ def colorize_train(
         try: device = torch.device(device)
         except (RuntimeError, ValueError) as e: raise CliError(f"--device {device}: {e}") from None
     import_archs()
-    if module: _import_module(module)
+    if module:
+        from colorize_nbdev.cli import _import_module   # shared with colorize-eval and colorize (lazy: cli imports train)
+        _import_module(module)
     if arch not in ARCHS: raise CliError(f"--arch {arch}: unknown architecture; registered: {', '.join(sorted(ARCHS)) or 'none'}")
     try:
         learn = fit_colorizer(arch, d, o, epochs=epochs, minutes=minutes, size=size, bs=bs, lr=lr, loss=loss,
