@@ -108,7 +108,7 @@ def _demo_grid(written:list, n:int, cell:int=160)->Image.Image:
 @call_parse
 def colorize_demo(
     out:str='demo_out',   # folder for the results (created; other files in it are left alone)
-    minutes:float=2.5,    # CPU training budget (not used when a model this command trained earlier is reused)
+    minutes:float=0.5,    # CPU training budget (not used when a model this command trained earlier is reused)
     size:int=64,          # training crop size in pixels
     render_size:int=None, # short side the model sees when colorizing (default: 2 x size, the scale it trained at)
     retrain:bool=False,   # train a new model even if OUT/demo_model.pth exists
