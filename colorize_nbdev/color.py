@@ -6,9 +6,9 @@ Docs: https://colorize-nbdev.github.io/colorize-nbdev/color.html.md"""
 
 # %% auto #0
 __all__ = ['XYZ_FROM_RGB', 'D65', 'LAB_EPS', 'LAB_KAPPA', 'CHUNK_PIXELS', 'RANGE_TOL', 'L_SCALE', 'AB_SCALE', 'YUV_WR', 'YUV_WB',
-           'YUV_UMAX', 'YUV_VMAX', 'srgb_to_linear', 'linear_to_srgb', 'rgb_to_lab', 'lab_to_rgb', 'lab_in_gamut',
-           'norm_l', 'denorm_l', 'norm_ab', 'denorm_ab', 'rgb_to_lab_norm', 'lab_norm_to_rgb', 'rgb_to_yuv',
-           'yuv_to_rgb']
+           'YUV_UMAX', 'YUV_VMAX', 'SPACES', 'srgb_to_linear', 'linear_to_srgb', 'rgb_to_lab', 'lab_to_rgb',
+           'lab_in_gamut', 'norm_l', 'denorm_l', 'norm_ab', 'denorm_ab', 'rgb_to_lab_norm', 'lab_norm_to_rgb',
+           'rgb_to_yuv', 'yuv_to_rgb', 'rgb_to_yuv_norm', 'yuv_norm_to_rgb']
 
 # %% ../nbs/00_color.ipynb #fd3f1c9c
 import functools, os
@@ -245,3 +245,21 @@ def yuv_to_rgb(yuv:Tensor, # YUV (B,3,H,W) or (3,H,W), float
     rgb = _blocks(_yuv_to_rgb_px, yuv)
     if clip: rgb = rgb.clamp(0, 1)
     return rgb[0] if unbatched else rgb
+
+# %% ../nbs/00_color.ipynb #a3f5fdd9
+def rgb_to_yuv_norm(x:Tensor, check:bool=True)->tuple:
+    "RGB batch (uint8 or float) -> `(Y, UV)` scaled for a model: Y (B,1,H,W) in [-1,1], U/0.436 and V/0.615 (B,2,H,W) in [-1,1]."
+    yuv = rgb_to_yuv(x, check=check)
+    return yuv[..., :1, :, :]*2 - 1, yuv[..., 1:, :, :]/yuv.new_tensor([YUV_UMAX, YUV_VMAX]).view(2, 1, 1)
+
+def yuv_norm_to_rgb(Y:Tensor, uv:Tensor, clip:bool=True, check:bool=True)->Tensor:
+    "Model-scaled `Y` (B,1,H,W) and `uv` (B,2,H,W) -> float RGB in [0,1]; `uv` may have another size than `Y` (resized to it)."
+    if uv.shape[-2:] != Y.shape[-2:]:
+        uv = torch.nn.functional.interpolate(uv, size=Y.shape[-2:], mode='bilinear', align_corners=False)
+    uv = uv.float().clamp(-1, 1)*uv.new_tensor([YUV_UMAX, YUV_VMAX], dtype=torch.float32).view(2, 1, 1)
+    return yuv_to_rgb(torch.cat([(Y.float() + 1)/2, uv], -3), clip=clip, check=check)
+
+SPACES = {   # model-file `input`/`output` names -> (RGB -> (x, y) scaled for a model, (x, y) -> RGB)
+    ('lab_l', 'lab_ab'): (rgb_to_lab_norm, lab_norm_to_rgb),
+    ('yuv_y', 'yuv_uv'): (rgb_to_yuv_norm, yuv_norm_to_rgb),
+}

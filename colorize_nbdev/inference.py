@@ -24,6 +24,7 @@ from PIL.PngImagePlugin import PngInfo
 
 from .color import rgb_to_lab, lab_to_rgb, lab_in_gamut, norm_l, denorm_l, denorm_ab
 from .data.core import IMAGE_EXTS, ImageReadError, find_images, open_rgb, warn_skipped
+from .modelfile import model_io, predict_ab
 
 # %% ../nbs/94_inference.ipynb #ce94d7cf
 MULTIPLE = 32   # model input sides are multiples of this (ResNet bodies halve the size 5 times)
@@ -118,15 +119,14 @@ def _model_device(model):
     return next((p.device for p in model.parameters()), torch.device('cpu'))
 
 def _check_config(config):
-    "Refuse a model whose config says it is not a lab_l -> lab_ab model."
-    for k, v in (('input', 'lab_l'), ('output', 'lab_ab')):
-        if (config or {}).get(k, v) != v:
-            raise ValueError(f"colorize: the model's config says {k}={config[k]!r}; this version runs lab_l -> lab_ab models only")
+    "Refuse a model whose config names a protocol this version does not run (see `modelfile.model_io`)."
+    try: model_io(config)
+    except ValueError as e: raise ValueError(f"colorize: {e}") from None
 
-def run_model(model, Ls:Tensor)->Tensor:
-    "Model-scaled ab (B,2,h,w), float32 on the CPU, for model-scaled L (B,1,h,w); under `torch.inference_mode`, on the model's device."
+def run_model(model, Ls:Tensor, config:dict|None=None)->Tensor:
+    "Model-scaled ab (B,2,h,w), float32 on the CPU, for model-scaled L (B,1,h,w); under `torch.inference_mode`, on the model's device (YUV models: `predict_ab`)."
     with torch.inference_mode():
-        ab = model(Ls.to(_model_device(model)))
+        ab = predict_ab(model, Ls.to(_model_device(model)), config)
     if not isinstance(ab, Tensor) or ab.ndim != 4 or ab.shape[:2] != (Ls.shape[0], 2):
         raise ValueError(f"colorize: the model returned {getattr(ab, 'shape', type(ab).__name__)} for L of shape "
                          f"{tuple(Ls.shape)}; it must return model-scaled ab of shape (B,2,h,w)")
@@ -144,7 +144,7 @@ def colorize_image(model:torch.nn.Module, # colorizer network: model-scaled L (B
     if device is not None: model = model.to(device)
     model.eval()
     L, small = prepare(img, render_size)
-    return Image.fromarray(recombine(L, run_model(model, small), keep_l))
+    return Image.fromarray(recombine(L, run_model(model, small, config), keep_l))
 
 # %% ../nbs/94_inference.ipynb #c911d778
 _TAG = 'colorize-nbdev colorize'   # the PNG 'Software' text of every file `colorize_paths` writes
@@ -236,7 +236,7 @@ def colorize_paths(model:torch.nn.Module, # colorizer network (model-scaled L ->
         groups = {}
         for item in pending: groups.setdefault(tuple(item[1].shape[-2:]), []).append(item)
         for items in groups.values():
-            abs_ = run_model(model, torch.cat([s for _, s, _, _ in items]))
+            abs_ = run_model(model, torch.cat([s for _, s, _, _ in items]), config)
             for (L, _, i, n), ab in zip(items, abs_):
                 _save_png(recombine(L, ab[None], keep_l), out/n)
                 written.append((i, {'input': str(files[i]), 'output': str(out/n), 'size': [int(L.shape[-1]), int(L.shape[-2])]}))

@@ -24,6 +24,7 @@ from PIL.PngImagePlugin import PngInfo
 from .color import rgb_to_lab, lab_to_rgb, rgb_to_lab_norm, lab_norm_to_rgb
 from .data.core import IMAGE_EXTS, ImageReadError, find_images, open_rgb, warn_skipped
 from .data.samples import center_crop_resize
+from .modelfile import model_io, predict_ab
 
 # %% ../nbs/02_metrics.ipynb #f51676ef
 def to_uint8(x:Tensor)->Tensor:
@@ -136,16 +137,12 @@ MODEL_PROTOCOL = {'input': 'lab_l', 'output': 'lab_ab'}   # what `model_colorize
 
 def model_colorizer(model:torch.nn.Module, config:dict|None=None):
     "A colorizer from a network mapping model-scaled L (B,1,H,W) to model-scaled ab (B,2,h,w) (any h, w: resized to L's)."
-    config = config or {}
-    for k, v in MODEL_PROTOCOL.items():
-        if config.get(k, v) != v:
-            raise ValueError(f"model_colorizer: the model's config says {k}={config[k]!r}; this version runs "
-                             f"{MODEL_PROTOCOL['input']} -> {MODEL_PROTOCOL['output']} models only")
+    try: model_io(config)   # lab_l -> lab_ab (MODEL_PROTOCOL, the default) or yuv_y -> yuv_uv
+    except ValueError as e: raise ValueError(f"model_colorizer: {e}") from None
     model.eval()
-    dev = next((t.device for t in model.parameters()), None)
     def colorize(L):
         with torch.no_grad():
-            ab = model(L if dev is None else L.to(dev))
+            ab = predict_ab(model, L, config)   # a YUV model is run on the gray photo's Y and its UV converted to ab
         if not isinstance(ab, Tensor) or ab.ndim != 4 or ab.shape[:2] != (L.shape[0], 2):
             raise ValueError(f"model_colorizer: the model returned {getattr(ab, 'shape', type(ab).__name__)} for L of shape "
                              f"{tuple(L.shape)}; it must return model-scaled ab of shape (B,2,h,w)")

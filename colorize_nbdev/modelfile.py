@@ -6,14 +6,17 @@ Docs: https://colorize-nbdev.github.io/colorize-nbdev/modelfile.html.md"""
 
 # %% auto #0
 __all__ = ['MODEL_FORMAT', 'MODEL_VERSION', 'PREP_KEYS', 'PREP_DEFAULTS', 'ARCHS', 'register_arch', 'arch_kwargs', 'build_model',
-           'ModelFileError', 'atomic_save', 'save_model', 'read_model_file', 'load_model']
+           'ModelFileError', 'atomic_save', 'save_model', 'read_model_file', 'load_model', 'model_io', 'predict_ab']
 
 # %% ../nbs/92_modelfile.ipynb #cfc498e1
 import importlib, os, pickle, warnings
 from pathlib import Path
 
 import torch
-from torch import nn
+from torch import nn, Tensor
+import torch.nn.functional as F
+
+from .color import SPACES, lab_norm_to_rgb, rgb_to_lab_norm, yuv_norm_to_rgb
 
 # %% ../nbs/92_modelfile.ipynb #d7b8bca2
 MODEL_FORMAT, MODEL_VERSION = 'colorize-nbdev-model', 1
@@ -195,3 +198,26 @@ def load_model(path, device=None)->tuple:
                                    + '; '.join(probs[:5]) + (f' (and {len(probs) - 5} more)' if len(probs) > 5 else ''))
     model.load_state_dict(obj['state_dict'])
     return model.to(torch.device(device) if device is not None else _default_device()).eval(), config
+
+# %% ../nbs/92_modelfile.ipynb #1e5a68c2
+def model_io(config:dict|None)->tuple:
+    "The `(input, output)` of a model's config: `('lab_l', 'lab_ab')` (the default) or `('yuv_y', 'yuv_uv')`; a clear error otherwise."
+    config = config or {}
+    io = (config.get('input', PREP_DEFAULTS['input']), config.get('output', PREP_DEFAULTS['output']))
+    if io not in SPACES: raise ValueError(f"the model's config says input={io[0]!r}, output={io[1]!r}; this version runs "
+                                          + ' or '.join(f"{i} -> {o}" for i, o in SPACES) + " models")
+    return io
+
+def predict_ab(model:nn.Module, # a colorizer network (in eval mode, on its device)
+               L:Tensor,         # model-scaled L (B,1,H,W) of the gray photos
+               config:dict|None=None, # the model's config: its `input`/`output` say what it takes and returns
+              )->Tensor: # model-scaled ab (B,2,h,w): the model's output size (callers resize it to L's)
+    "Run a colorizer of either protocol on gray photos given as L: lab_l -> lab_ab directly; yuv_y -> yuv_uv from their Y."
+    io = model_io(config)
+    dev = next((t.device for t in model.parameters()), L.device)
+    if io == ('lab_l', 'lab_ab'): return model(L.to(dev))
+    gray = lab_norm_to_rgb(L, L.new_zeros(L.shape[0], 2, *L.shape[2:]))[:, :1]   # a gray photo: R = G = B = its Y
+    Y = gray*2 - 1
+    uv = model(Y.to(dev)).float().to(L.device)
+    if uv.shape[-2:] != Y.shape[-2:]: Y = F.interpolate(Y, size=uv.shape[-2:], mode='bilinear', align_corners=False)
+    return rgb_to_lab_norm(yuv_norm_to_rgb(Y, uv))[1]

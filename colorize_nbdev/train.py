@@ -7,7 +7,8 @@ Docs: https://colorize-nbdev.github.io/colorize-nbdev/train.html.md"""
 # %% auto #0
 __all__ = ['TRAIN_DEFAULTS', 'ARCH_DEFAULTS', 'HUBER_DELTA', 'LOSSES', 'CKPT_FORMAT', 'CKPT_VERSION', 'CKPT_NAME', 'RUN_KEYS',
            'import_archs', 'train_defaults', 'PSNRMetric', 'CFRatio', 'CheckpointError', 'load_checkpoint',
-           'NonFiniteLossError', 'ColorLearner', 'TrainState', 'ChannelsLast', 'fit_colorizer', 'colorize_train']
+           'NonFiniteLossError', 'ColorLearner', 'TrainState', 'ChannelsLast', 'ToYUV', 'fit_colorizer',
+           'colorize_train']
 
 # %% ../nbs/93_train.ipynb #6de39fcf
 import importlib, inspect, math, os, pkgutil, random, sys, time, warnings
@@ -29,7 +30,7 @@ with warnings.catch_warnings():   # fastai 2.8 calls torch.jit.script at import,
     from fastai.torch_core import default_device, set_seed
     from fastcore.foundation import L
 
-from .color import lab_norm_to_rgb
+from .color import lab_norm_to_rgb, SPACES
 from .metrics import psnr, colorfulness, to_uint8
 from .modelfile import ARCHS, register_arch, build_model, save_model, load_model, _is_model_file, atomic_save
 
@@ -57,6 +58,7 @@ TRAIN_DEFAULTS = dict(
     seed=42,
     ckpt_minutes=10.,  # also checkpoint after this many minutes within an epoch
     pretrained=False,  # start from ImageNet weights (architectures that take `pretrained`)
+    moms=(0.95, 0.85, 0.95), # Adam's beta1 over the cycle (fastai's one-cycle momentum)
 )
 ARCH_DEFAULTS = {      # per architecture: what differs from TRAIN_DEFAULTS
     'regressor':      dict(pretrained=True),
@@ -66,15 +68,16 @@ HUBER_DELTA = 0.1      # Huber loss: quadratic below this (model-scaled ab units
 LOSSES = {'l1': nn.L1Loss, 'mse': nn.MSELoss, 'huber': lambda: nn.HuberLoss(delta=HUBER_DELTA)}
 
 def train_defaults(arch:str)->dict:
-    "The hyperparameters `fit_colorizer` uses for `arch` unless told otherwise."
-    return {**TRAIN_DEFAULTS, **ARCH_DEFAULTS.get(arch, {})}
+    "The hyperparameters `fit_colorizer` uses for `arch` unless told otherwise (the constructor's `train_defaults` last)."
+    return {**TRAIN_DEFAULTS, **ARCH_DEFAULTS.get(arch, {}), **getattr(ARCHS.get(arch), 'train_defaults', {})}
 
 # %% ../nbs/93_train.ipynb #d014e2ee
 def _rgb_pair(learn):
-    "(truth, prediction) of the current batch as uint8 RGB, rebuilt from L and the true/predicted ab."
+    "(truth, prediction) of the current batch as uint8 RGB, rebuilt from L (or Y) and the true/predicted ab (or UV)."
+    to_rgb = SPACES[getattr(learn, 'io', ('lab_l', 'lab_ab'))][1]
     L, ab, pred = learn.xb[0].float(), learn.yb[0].float(), learn.pred.float()
     if pred.shape[-2:] != L.shape[-2:]: pred = F.interpolate(pred, size=L.shape[-2:], mode='bilinear', align_corners=False)
-    return to_uint8(lab_norm_to_rgb(L, ab)), to_uint8(lab_norm_to_rgb(L, pred))
+    return to_uint8(to_rgb(L, ab)), to_uint8(to_rgb(L, pred))
 
 class PSNRMetric(Metric):
     "Mean PSNR (dB) over the validation photos, of RGB from L and predicted ab vs the photo (`metrics.psnr`)."
@@ -204,6 +207,8 @@ class TrainState(Callback):
                 self.restore_torch = ck['rng']   # after the data loader's iterator has drawn its seed (as it had)
             else: _set_rng_states(ck['rng'])
             self.saved = (st['epoch'], st['epoch_iter'])
+            for cb in self.learn.cbs:   # callbacks with state of their own (a GAN's discriminator and its optimizer)
+                if hasattr(cb, 'load_ckpt_state') and cb.name in ck.get('extra', {}): cb.load_ckpt_state(ck['extra'][cb.name])
             self.resume_ck = None
         mbar = getattr(getattr(self.learn, 'progress', None), 'mbar', None)
         if mbar is not None and self.learn.first_epoch: mbar.update(0)   # start its clock: a resumed run's first epoch isn't 0
@@ -280,11 +285,12 @@ class TrainState(Callback):
         atomic_save(dict(format=CKPT_FORMAT, version=CKPT_VERSION, run=self.run, state=state,
                          model={k: v.detach() for k, v in self.model.state_dict().items()},
                          opt=_opt_state(self.opt), scaler=scaler.state_dict() if scaler is not None and scaler.is_enabled() else None,
-                         rng=_rng_states(), history=history), self.ckpt_path)
+                         rng=_rng_states(), history=history,
+                         extra={cb.name: cb.ckpt_state() for cb in self.learn.cbs if hasattr(cb, 'ckpt_state')}), self.ckpt_path)
         self.last_save, self.saved = time.monotonic(), (epoch, epoch_iter)
 
 # %% ../nbs/93_train.ipynb #1144a131
-RUN_KEYS = ('arch', 'arch_kwargs', 'size', 'bs', 'lr', 'wd', 'pct_start', 'loss', 'epochs', 'minutes', 'valid_pct', 'seed')
+RUN_KEYS = ('arch', 'arch_kwargs', 'size', 'bs', 'lr', 'wd', 'pct_start', 'moms', 'loss', 'epochs', 'minutes', 'valid_pct', 'seed')
 
 def _say(verbose, *a):
     if verbose: print(*a, flush=True)
@@ -326,6 +332,14 @@ class ChannelsLast(Callback):
     "Feed the model channels-last batches (the model is converted once, in `fit_colorizer`)."
     order = 5
     def before_batch(self): self.learn.xb = tuple(x.contiguous(memory_format=torch.channels_last) for x in self.xb)
+
+class ToYUV(Callback):
+    "Turn the loader's model-scaled (L, ab) batches into (Y, UV) for a model that works in YUV (lesson 06)."
+    order = 4
+    def before_batch(self):
+        from colorize_nbdev.color import rgb_to_yuv_norm
+        Y, uv = rgb_to_yuv_norm(lab_norm_to_rgb(self.xb[0].float(), self.yb[0].float()))
+        self.learn.xb, self.learn.yb = (Y,), (uv,)
 
 def fit_colorizer(arch:str,            # registered architecture (`register_arch`), e.g. 'regressor'
                   data,                # folder of colour photos (searched recursively), or a list of image paths
@@ -377,11 +391,13 @@ def fit_colorizer(arch:str,            # registered architecture (`register_arch
     else:
         if arch not in ARCHS: raise ValueError(f"Unknown architecture {arch!r}; registered: {', '.join(sorted(ARCHS)) or 'none'}")
         d = train_defaults(arch)
-        if loss is not None and loss not in LOSSES: raise ValueError(f"loss must be one of {', '.join(LOSSES)}, got {loss!r}")
+        if loss is not None and loss not in LOSSES and loss != d['loss']:   # an architecture may bring its own loss (lesson 07: 'ce')
+            raise ValueError(f"loss must be one of {', '.join(LOSSES)}" + (f" (or {d['loss']!r} for {arch})" if d['loss'] not in LOSSES else '')
+                             + f", got {loss!r}")
         kw = _full_kwargs(arch, dict(arch_kwargs or {}))
         if _takes_pretrained(arch): kw['pretrained'] = d['pretrained'] if pretrained is None else bool(pretrained)
         run = {k: (d[k] if asked.get(k) is None else asked[k]) for k in RUN_KEYS if k not in ('arch', 'arch_kwargs', 'epochs', 'minutes', 'pct_start')}
-        run.update(arch=arch, arch_kwargs=kw, pct_start=d['pct_start'], minutes=minutes,
+        run.update(arch=arch, arch_kwargs=kw, pct_start=d['pct_start'], moms=list(d['moms']), minutes=minutes,
                    epochs=None if minutes is not None else (epochs or d['epochs']))
     run['data'] = str(data) if isinstance(data, (str, Path)) else f"{len(data)} files"
     if ck is not None and ck['run'].get('data') != run['data']: _say(verbose, f"Note: the data is now {run['data']} (the run started on {ck['run'].get('data')})")
@@ -394,16 +410,23 @@ def fit_colorizer(arch:str,            # registered architecture (`register_arch
     build_kw = dict(run['arch_kwargs'])
     if ck is not None and 'pretrained' in build_kw: build_kw['pretrained'] = False   # the weights come from the checkpoint
     model = build_model(arch, build_kw)
+    io = tuple(getattr(model, 'io', ('lab_l', 'lab_ab')))   # what the model takes and returns (lesson 06: YUV)
+    if io not in SPACES: raise ValueError(f"architecture {arch!r} says io={io}; fit_colorizer trains {' or '.join(map(str, SPACES))}")
+    parts = model.training_parts(dls=dls, run=run, resume=ck is not None, device=device) if hasattr(model, 'training_parts') else {}
     cl = device.type == 'cuda' if channels_last is None else channels_last
     if cl: model = model.to(memory_format=torch.channels_last)
     state = TrainState(run, ckpt_path, TRAIN_DEFAULTS['ckpt_minutes'] if ckpt_minutes is None else ckpt_minutes, ck, verbose)
     mode = _amp_mode(device, amp)
-    all_cbs = [state] + ([ChannelsLast()] if cl else []) + ([MixedPrecision(amp_mode=AMPMode(mode))] if mode else []) + list(cbs or [])
-    learn = ColorLearner(dls, model, loss_func=LOSSES[run['loss']](), opt_func=Adam, lr=run['lr'], wd=run['wd'],
-                         metrics=[PSNRMetric(), CFRatio()], cbs=all_cbs)
+    all_cbs = ([state] + ([ToYUV()] if io != ('lab_l', 'lab_ab') else []) + ([ChannelsLast()] if cl else [])
+               + ([MixedPrecision(amp_mode=AMPMode(mode))] if mode else []) + list(parts.get('cbs', [])) + list(cbs or []))
+    metrics = [PSNRMetric(), CFRatio()] + list(parts.get('metrics', []))
+    learn = ColorLearner(dls, model, loss_func=parts.get('loss_func') or LOSSES[run['loss']](), opt_func=Adam, lr=run['lr'],
+                         wd=run['wd'], metrics=metrics, cbs=all_cbs)
+    learn.io = io
     if not progress:
         learn.remove_cb(ProgressCallback)
-        learn.logger = _TableLogger(['epoch', 'train_loss', 'valid_loss', 'psnr', 'cf_ratio', 'time']) if verbose else (lambda log: None)
+        learn.logger = (_TableLogger(['epoch', 'train_loss', 'valid_loss'] + [m.name for m in metrics] + ['time'])
+                        if verbose else (lambda log: None))
     n_epoch = run['epochs'] or 10**5   # minutes: the clock stops the run
     resumed = None
     if ck is not None:
@@ -419,7 +442,8 @@ def fit_colorizer(arch:str,            # registered architecture (`register_arch
     t0 = time.monotonic()
     if not (resumed and resumed['done']):
         if ck is None and ckpt_path is not None: _say(verbose, f"Checkpoints: {ckpt_path}")
-        try: learn.fit_one_cycle(n_epoch, run['lr'], pct_start=run['pct_start'], wd=run['wd'])
+        try: learn.fit_one_cycle(n_epoch, run['lr'], pct_start=run['pct_start'], wd=run['wd'],
+                                 moms=tuple(run.get('moms', TRAIN_DEFAULTS['moms'])))
         except NonFiniteLossError as e:
             kept = (f"the last good checkpoint is kept: {ckpt_path} ({state.saved[0]} epochs + {state.saved[1]} batches done)"
                     if state.saved else "no checkpoint had been written yet")
@@ -429,10 +453,10 @@ def fit_colorizer(arch:str,            # registered architecture (`register_arch
     report = dict(arch=arch, epochs_done=(learn.epoch + 1) if not (resumed and resumed['done']) else resumed['epoch'],
                   iterations=int(learn.train_iter) if not (resumed and resumed['done']) else resumed['train_iter'],
                   seconds=round(time.monotonic() - t0, 2), resumed=resumed, checkpoint=str(ckpt_path) if ckpt_path else None,
-                  **{k: _plain(v) for k, v in last.items() if k in ('train_loss', 'valid_loss', 'psnr', 'cf_ratio')})
+                  **{k: _plain(v) for k, v in last.items() if isinstance(v, (int, float, torch.Tensor, type(None)))})
     if cl: learn.model = learn.model.to(memory_format=torch.contiguous_format)
     if out is not None:
-        cfg = {**run['arch_kwargs'], 'size': run['size']}
+        cfg = {**run['arch_kwargs'], 'size': run['size'], 'input': io[0], 'output': io[1]}
         if 'pretrained' in cfg: cfg['pretrained'] = False   # loading must not download: the weights are in the file
         save_model(learn.model, out, arch, cfg)
         report['out'] = str(out)
@@ -442,9 +466,27 @@ def fit_colorizer(arch:str,            # registered architecture (`register_arch
     return learn
 
 # %% ../nbs/93_train.ipynb #85c89908
+def _parse_opts(opts:str|None, arch:str)->dict:
+    "`--opts 'a=1,b=x'` -> {'a': 1, 'b': 'x'} (values read as Python literals where they are one); checked against the constructor."
+    import ast
+    kw = {}
+    for item in (opts or '').split(','):
+        if not item.strip(): continue
+        k, sep, v = item.partition('=')
+        if not sep or not k.strip(): raise CliError(f"--opts: {item.strip()!r} is not key=value")
+        try: kw[k.strip()] = ast.literal_eval(v.strip())
+        except (ValueError, SyntaxError): kw[k.strip()] = v.strip()
+    try: params = inspect.signature(ARCHS[arch]).parameters
+    except (TypeError, ValueError): return kw
+    if not any(p.kind == p.VAR_KEYWORD for p in params.values()):
+        bad = [k for k in kw if k not in params]
+        if bad: raise CliError(f"--opts: {', '.join(bad)}: not an option of architecture {arch!r} "
+                               f"(its options: {', '.join(params) or 'none'})")
+    return kw
+
 @call_parse
 def colorize_train(
-    arch:str=None,        # architecture, e.g. regressor, regressor_unet
+    arch:str=None,        # architecture, e.g. regressor, regressor_unet, unet, gan, hypercolumn, classifier
     data:str=None,        # folder of colour photos (searched recursively)
     out:str=None,         # model file to write (.pth); an existing file is replaced only if it is a model file
     size:int=None,        # training crop size (default: TRAIN_DEFAULTS)
@@ -460,6 +502,7 @@ def colorize_train(
     loss:str=None,        # l1, mse or huber
     workers:int=None,     # data loader processes (default: fastai's)
     seed:int=None,        # random seed
+    opts:str=None,        # the architecture's constructor options, comma-separated key=value (e.g. generator=pix2pix,nf=32)
     module:str=None,      # import this Python module first (it registers an architecture defined outside colorize_nbdev)
     device:str=None,      # cpu, cuda, mps, ... (default: the GPU if there is one)
     no_amp:bool=False,    # no mixed precision on CUDA
@@ -474,7 +517,6 @@ def colorize_train(
     if pretrained and no_pretrained: raise CliError("give --pretrained or --no-pretrained, not both")
     if size is not None and size < 8: raise CliError(f"--size must be at least 8 pixels, got {size}")
     if bs is not None and bs < 1: raise CliError(f"--bs must be at least 1, got {bs}")
-    if loss is not None and loss not in LOSSES: raise CliError(f"--loss must be one of {', '.join(LOSSES)}, got {loss!r}")
     d = Path(data).expanduser()
     if not d.exists(): raise CliError(f"--data {d}: no such folder")
     if not d.is_dir(): raise CliError(f"--data {d} is not a folder (give the folder that holds the photos)")
@@ -488,11 +530,15 @@ def colorize_train(
         from colorize_nbdev.cli import _import_module   # shared with colorize-eval and colorize (lazy: cli imports train)
         _import_module(module)
     if arch not in ARCHS: raise CliError(f"--arch {arch}: unknown architecture; registered: {', '.join(sorted(ARCHS)) or 'none'}")
+    own = train_defaults(arch)['loss']
+    if loss is not None and loss not in LOSSES and loss != own:
+        raise CliError(f"--loss must be one of {', '.join(LOSSES)}" + (f" (or {own} for {arch})" if own not in LOSSES else '') + f", got {loss!r}")
+    kw = _parse_opts(opts, arch)
     try:
         learn = fit_colorizer(arch, d, o, epochs=epochs, minutes=minutes, size=size, bs=bs, lr=lr, loss=loss,
                               pretrained=True if pretrained else (False if no_pretrained else None), ckpt_dir=ckpt_dir,
                               resume=resume, ckpt_minutes=ckpt_minutes, seed=seed, num_workers=workers, device=device,
-                              amp=not no_amp)
+                              amp=not no_amp, arch_kwargs=kw)
     except (NonFiniteLossError, CheckpointError, FileExistsError, FileNotFoundError, NotADirectoryError, ValueError) as e:
         raise CliError(str(e)) from None
     except RuntimeError as e:
