@@ -50,16 +50,16 @@ class ModelFileError(ValueError):
         self.path, self.reason = Path(path), str(reason)
     def __str__(self): return f"{self.path}: {self.reason}"
 
-def _check_plain(v, where):
-    "Raise if `v` is not plain data that `torch.load(weights_only=True)` reads back."
+def _check_plain(v, where, fn='save_model'):
+    "Raise if `v` is not plain data that `torch.load(weights_only=True)` reads back (errors name the caller `fn`)."
     if v is None or isinstance(v, (str, bool, int, float)): return
     if isinstance(v, (list, tuple)):
-        for i, x in enumerate(v): _check_plain(x, f"{where}[{i}]")
+        for i, x in enumerate(v): _check_plain(x, f"{where}[{i}]", fn)
     elif isinstance(v, dict):
         for k, x in v.items():
-            if not isinstance(k, str): raise TypeError(f"save_model: {where} has a key {k!r} that is not a string")
-            _check_plain(x, f"{where}[{k!r}]")
-    else: raise TypeError(f"save_model: {where} is a {type(v).__name__}; a config holds only str, int, float, bool, None, lists and dicts")
+            if not isinstance(k, str): raise TypeError(f"{fn}: {where} has a key {k!r} that is not a string")
+            _check_plain(x, f"{where}[{k!r}]", fn)
+    else: raise TypeError(f"{fn}: {where} is a {type(v).__name__}; only str, int, float, bool, None, lists and dicts can be saved")
 
 def _fit_problems(ref:dict, sd:dict)->list:
     "How the state dict `sd` differs from the reference `ref` (names and shapes)."

@@ -18,13 +18,7 @@ CPU = dict(num_workers=0, device='cpu', progress=False, verbose=False)
 SMALL = dict(size=32, bs=4, pretrained=False, **CPU)
 
 
-@pytest.fixture(autouse=True, scope='module')
-def one_thread():
-    "Small models on a shared 2-core machine: one torch thread is faster (restored after this file)."
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures('one_thread')   # tests/conftest.py
 
 
 @pytest.fixture(scope='module')

@@ -24,13 +24,7 @@ BIN = Path(sys.executable).parent
 HEADS = ('linear', 'tanh', 'softmax')
 
 
-@pytest.fixture(autouse=True, scope='module')
-def one_thread():
-    "Small models on a shared 2-core machine: one torch thread is faster (restored after this file)."
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures('one_thread')   # tests/conftest.py
 
 
 def run(*args, cwd=None):

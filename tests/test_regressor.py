@@ -16,13 +16,7 @@ ARCH_NAMES = ('regressor', 'regressor_unet')
 n_params = lambda m: sum(p.numel() for p in m.parameters())
 
 
-@pytest.fixture(autouse=True, scope='module')
-def one_thread():
-    "Tiny models on a shared 2-core machine: one torch thread is faster (restored after this file)."
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures('one_thread')   # tests/conftest.py
 
 
 @pytest.fixture(scope='module')

@@ -17,13 +17,7 @@ from colorize_nbdev.modelfile import ModelFileError, MODEL_FORMAT
 TINY = dict(nf=8, n_down=5, d_nf=8, d_layers=2)
 
 
-@pytest.fixture(autouse=True, scope='module')
-def one_thread():
-    "Tiny models on a shared 2-core machine: one torch thread is faster (restored after this file)."
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures('one_thread')   # tests/conftest.py
 
 
 @pytest.fixture(scope='module')

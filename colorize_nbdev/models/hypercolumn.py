@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torchvision.models import VGG16_BN_Weights
 
 from ..modelfile import register_arch
-from .regressor import PretrainedWeightsError, pad_to_multiple
+from .regressor import PretrainedWeightsError, imagenet_state, pad_to_multiple
 
 # %% ../../nbs/06_hypercolumns.ipynb #58f32917
 VGG16 = (64, 64, 'M', 128, 128, 'M', 256, 256, 256, 'M', 512, 512, 512, 'M', 512, 512, 512)   # torchvision's cfg 'D', without pool5
@@ -43,15 +43,8 @@ def block_channels(width:float=1.)->list:
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
 def vgg16_bn_imagenet_state()->dict:
-    "torchvision's `VGG16_BN_Weights.IMAGENET1K_V1` state dict (downloaded once into torch's hub cache); a clear error if it can't be had."
-    w = VGG16_BN_Weights.IMAGENET1K_V1
-    try: return w.get_state_dict(progress=True, check_hash=True)
-    except Exception as e:
-        ckpt = f"{torch.hub.get_dir()}/checkpoints/{w.url.rsplit('/', 1)[-1]}"
-        raise PretrainedWeightsError(
-            f"pretrained=True needs torchvision's VGG16_BN_Weights.IMAGENET1K_V1 from {w.url}, which could not be loaded "
-            f"({type(e).__name__}: {e}). Either run once where the internet can be reached (the file is then cached), "
-            f"or copy that file to {ckpt}, or use pretrained=False (--no-pretrained).") from e
+    "torchvision's `VGG16_BN_Weights.IMAGENET1K_V1` state dict (lesson 03's `imagenet_state`: a clear error if it can't be had)."
+    return imagenet_state(VGG16_BN_Weights.IMAGENET1K_V1)
 
 def gray_conv1(sd:dict)->dict:
     "A copy of VGG state dict `sd` whose first conv takes model-scaled Y (2Y-1) instead of ImageNet-normalised RGB: summed over RGB, normalisation folded in."

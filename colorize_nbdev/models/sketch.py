@@ -29,7 +29,7 @@ with warnings.catch_warnings():
 from ..data.core import (find_images, open_rgb, scan_images, pair_dls, PairDataset, PairBatch, PairDL,
                                       to_uint8_tensor, to_pil, to_pm1, from_pm1, _loaders)
 from ..metrics import psnr, colorfulness, to_uint8, score_batch, summarize
-from ..modelfile import ModelFileError, MODEL_FORMAT, atomic_save
+from ..modelfile import ModelFileError, MODEL_FORMAT, atomic_save, _check_plain
 from .gan import Pix2PixUnet, PatchDiscriminator, GANTrainer, receptive_field
 from ..train import ColorLearner, _opt_state
 
@@ -308,17 +308,6 @@ def colorize_sketch(model:nn.Module,      # a `SketchColorizer` (e.g. from `load
     return res if res.size == (W, H) else res.resize((W, H), Image.Resampling.BICUBIC)
 
 # %% ../../nbs/05_sketch2color.ipynb #5363a3a0
-def _check_plain(v, where):
-    "Raise if `v` is not plain data (str, numbers, bool, None, lists, dicts with str keys)."
-    if v is None or isinstance(v, (str, bool, int, float)): return
-    if isinstance(v, (list, tuple)):
-        for i, x in enumerate(v): _check_plain(x, f"{where}[{i}]")
-    elif isinstance(v, dict):
-        for k, x in v.items():
-            if not isinstance(k, str): raise TypeError(f"save_sketch_model: {where} has a key {k!r} that is not a string")
-            _check_plain(x, f"{where}[{k!r}]")
-    else: raise TypeError(f"save_sketch_model: {where} is a {type(v).__name__}; only str, int, float, bool, None, lists and dicts can be saved")
-
 def save_sketch_model(model:SketchColorizer, path,
                       info:dict|None=None,     # notes kept in the file (plain data): data, epochs, size, scores...
                       overwrite:bool=False)->Path:  # replace `path` even if it is not a sketch model file
@@ -333,7 +322,7 @@ def save_sketch_model(model:SketchColorizer, path,
                                   "(choose another name, or pass overwrite=True)") from None
     if info is not None and not isinstance(info, dict): raise TypeError(f"save_sketch_model: info must be a dict, got {type(info).__name__}")
     info = dict(info or {})
-    _check_plain(info, 'info')
+    _check_plain(info, 'info', 'save_sketch_model')   # modelfile's check: plain data only
     sd = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     return atomic_save(dict(format=SKETCH_MODEL_FORMAT, version=SKETCH_VERSION, config=dict(model.config), info=info,
                             state_dict=sd), path)
