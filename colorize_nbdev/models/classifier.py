@@ -123,7 +123,7 @@ def annealed_mean(logits:Tensor,  # (B,Q,h,w) scores over the bins
 
 # %% ../../nbs/07_classification.ipynb #d24082ed
 def rebalanced_ce(logits:Tensor,   # (B,Q,h,w) scores over the bins
-                  target:Tensor,   # (B,2,H,W) model-scaled true ab (ab/110); average-pooled to (h,w)
+                  target:Tensor,   # (B,2,H,W) model-scaled true ab (`norm_ab`); average-pooled to (h,w)
                   bins:Tensor,     # bin centres (Q,2)
                   weights:Tensor|None=None, # (Q,) class-rebalancing weights; None: all 1
                   k:int=5, sigma:float=5.)->Tensor:
