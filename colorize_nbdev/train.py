@@ -81,9 +81,10 @@ def _rgb_pair(learn):
 
 class PSNRMetric(Metric):
     "Mean PSNR (dB) over the validation photos, of RGB from L and predicted ab vs the photo (`metrics.psnr`)."
+    def __init__(self, pair=None): self.pair = pair or _rgb_pair   # learn -> (truth, prediction) as uint8 RGB
     def reset(self): self.total, self.n = 0., 0
     def accumulate(self, learn):
-        v = psnr(*_rgb_pair(learn))
+        v = psnr(*self.pair(learn))
         self.total, self.n = self.total + v.sum().item(), self.n + len(v)
     @property
     def value(self): return self.total/self.n if self.n else None
@@ -92,9 +93,10 @@ class PSNRMetric(Metric):
 
 class CFRatio(Metric):
     "Mean colourfulness of the predictions over that of the photos (`metrics.colorfulness`; → 1)."
+    def __init__(self, pair=None): self.pair = pair or _rgb_pair   # learn -> (truth, prediction) as uint8 RGB
     def reset(self): self.pred, self.gt = 0., 0.
     def accumulate(self, learn):
-        gt, p = _rgb_pair(learn)
+        gt, p = self.pair(learn)
         self.pred, self.gt = self.pred + colorfulness(p).sum().item(), self.gt + colorfulness(gt).sum().item()
     @property
     def value(self): return self.pred/self.gt if self.gt > 0 else None

@@ -1,4 +1,6 @@
 """Fixtures shared by the test files."""
+import shutil
+
 import pytest
 import torch
 
@@ -10,3 +12,12 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(n)
+
+
+@pytest.fixture(scope='module')
+def photos(tmp_path_factory):
+    "A folder with 12 of the bundled sample photos (a module may define its own `photos`)."
+    from colorize_nbdev.data.samples import sample_photos
+    d = tmp_path_factory.mktemp('photos')
+    for p in sample_photos()[:12]: shutil.copy(p, d/p.name)
+    return d

@@ -1,8 +1,7 @@
 """Colour as classification (`colorize_nbdev.models.classifier`, lesson 07): the in-gamut bins, soft encoding, the
 annealed mean, the rebalancing weights, the model's two modes and its loss, the model file round trip, resume, and
 `colorize-train --arch classifier` followed by `colorize-eval` and `colorize` on its model file."""
-import json, math, os, shutil, subprocess, sys
-from pathlib import Path
+import json, math
 
 import pytest
 import torch
@@ -13,7 +12,11 @@ from colorize_nbdev.color import AB_SCALE, rgb_to_lab, rgb_to_lab_norm
 from colorize_nbdev.data.samples import sample_batch, sample_photos
 from colorize_nbdev.modelfile import ARCHS, build_model, load_model, save_model
 
-BIN = Path(sys.executable).parent
+from clitools import QUIET, run as run_cli   # tests/clitools.py
+
+
+def run(*args, cwd=None): return run_cli(*args, cwd=cwd, env=QUIET)
+
 CPU = dict(num_workers=0, device='cpu', progress=False, verbose=False)
 SMALL = dict(size=32, bs=4, pretrained=False, **CPU)
 
@@ -23,20 +26,6 @@ pytestmark = pytest.mark.usefixtures('one_thread')   # tests/conftest.py
 
 @pytest.fixture(scope='module')
 def bins(): return C.ab_bins()
-
-
-@pytest.fixture(scope='module')
-def photos(tmp_path_factory):
-    d = tmp_path_factory.mktemp('photos')
-    for p in sample_photos()[:12]: shutil.copy(p, d/p.name)
-    return d
-
-
-def run(*args, cwd=None):
-    exe = shutil.which(args[0], path=str(BIN)) or shutil.which(args[0])
-    assert exe, f'{args[0]} is not installed: pip install -e . declares it in [project.scripts]'
-    env = {**os.environ, 'OMP_NUM_THREADS': '1', 'PYTHONWARNINGS': 'ignore'}
-    return subprocess.run([exe, *args[1:]], capture_output=True, text=True, cwd=cwd, env=env, timeout=300)
 
 
 def random_srgb_ab(n=20000, seed=0):

@@ -1,18 +1,11 @@
 "The console scripts, run as a user runs them: as commands, in a subprocess."
-import json, os, shutil, subprocess, sys
+import json
 from pathlib import Path
 
 import pytest
 from PIL import Image
 
-BIN = Path(sys.executable).parent
-
-
-def run(*args, cwd=None):
-    exe = shutil.which(args[0], path=str(BIN)) or shutil.which(args[0])
-    assert exe, f'{args[0]} is not installed: pip install -e . declares it in [project.scripts]'
-    env = {**os.environ, 'OMP_NUM_THREADS': '2'}
-    return subprocess.run([exe, *args[1:]], capture_output=True, text=True, cwd=cwd, env=env, timeout=300)
+from clitools import run   # tests/clitools.py
 
 
 def test_demo_trains_colorizes_held_out_and_reuses(tmp_path):

@@ -2,7 +2,7 @@
 
 Small crops of the bundled photos and files the tests make: no network, nothing outside the repository.
 """
-import hashlib, importlib, json, os, shutil, subprocess, sys
+import hashlib, importlib, json, shutil, subprocess, sys
 from pathlib import Path
 
 import pytest
@@ -13,24 +13,9 @@ from colorize_nbdev.metrics import evaluate, model_colorizer
 from colorize_nbdev.modelfile import load_model, save_model
 
 ROOT = Path(__file__).resolve().parents[1]
-BIN = Path(sys.executable).parent
+from clitools import one_line_error, run   # tests/clitools.py
 TOL = {'psnr': 0.05, 'ssim': 0.005, 'cf_pred': 0.5, 'cf_gt': 0.5, 'auc': 0.5}
 KEYS = ('psnr', 'ssim', 'cf_pred', 'cf_gt', 'cf_ratio', 'auc', 'n')
-
-
-def run(*args, cwd=None, env=None):
-    exe = shutil.which(args[0], path=str(BIN)) or shutil.which(args[0])
-    assert exe, f'{args[0]} is not installed: pip install -e . declares it in [project.scripts]'
-    env = {**os.environ, 'OMP_NUM_THREADS': '2', **(env or {})}
-    return subprocess.run([exe, *args[1:]], capture_output=True, text=True, cwd=cwd, env=env, timeout=300)
-
-
-def one_line_error(r, *words):
-    "The command failed with exit 1 and a one-line message containing `words`, no traceback."
-    assert r.returncode == 1, (r.returncode, r.stdout, r.stderr)
-    lines = [l for l in r.stderr.strip().splitlines() if l.strip()]
-    assert len(lines) == 1 and 'Traceback' not in r.stderr, r.stderr
-    assert all(w in lines[0] for w in words), lines[0]
 
 
 def digest(folder):

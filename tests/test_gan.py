@@ -1,7 +1,6 @@
 """Lesson 04's GAN (`colorize_nbdev.models.gan`) through the course's trainer and CLIs: `colorize-train --arch gan|unet`,
 checkpoints with both networks and both optimizers, exact resume, the collapse warning, and loading without flags."""
-import json, os, shutil, subprocess, sys, warnings
-from pathlib import Path
+import json, warnings
 
 import pytest
 import torch
@@ -9,30 +8,18 @@ import torch
 warnings.filterwarnings('ignore', message='.*torch.jit.script.* is deprecated', category=FutureWarning)
 from fastai.callback.core import Callback
 from fastcore.script import CliError
-from colorize_nbdev.data.samples import sample_photos, sample_batch
-from colorize_nbdev.color import rgb_to_lab_norm
-from colorize_nbdev.metrics import model_colorizer
+from colorize_nbdev.data.samples import sample_photos
 from colorize_nbdev.modelfile import load_model
-from colorize_nbdev.models.gan import GANColorizer, UnetColorizer, GANTrainer, PatchDiscriminator
+from colorize_nbdev.models.gan import GANColorizer, UnetColorizer, PatchDiscriminator
 from colorize_nbdev import train as T
 
-BIN = Path(sys.executable).parent
+from clitools import QUIET, run as run_cli   # tests/clitools.py
+
+
+def run(*args, cwd=None): return run_cli(*args, cwd=cwd, env=QUIET)
+
 CPU = dict(num_workers=0, device='cpu', progress=False, verbose=False)
 TINY = dict(nf=8, n_down=4, d_nf=8)
-
-
-@pytest.fixture(scope='module')
-def photos(tmp_path_factory):
-    d = tmp_path_factory.mktemp('photos')
-    for p in sample_photos()[:12]: shutil.copy(p, d/p.name)
-    return d
-
-
-def run(*args):
-    exe = shutil.which(args[0], path=str(BIN)) or shutil.which(args[0])
-    assert exe, f'{args[0]} is not installed: pip install -e . declares it in [project.scripts]'
-    env = {**os.environ, 'OMP_NUM_THREADS': '1', 'PYTHONWARNINGS': 'ignore'}
-    return subprocess.run([exe, *args[1:]], capture_output=True, text=True, env=env, timeout=300)
 
 
 def test_cli_trains_gan_and_unet_then_eval_and_colorize_load_them(photos, tmp_path):

@@ -1,18 +1,16 @@
 """The hypercolumn architecture of lesson 06 (`colorize_nbdev.models.hypercolumn`): shapes at any size, the taps, the
 softmax head's constraint, the io per colour space, pretrained weights, the model file round trip, and
 `colorize-train --arch hypercolumn` -> `colorize-eval` / `colorize` without flags. Tiny sizes: well under a minute."""
-import json, os, shutil, subprocess, sys
-from pathlib import Path
+import json, shutil
 
 import pytest
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torchvision.models import vgg
 import torchvision.models._api as tv_api
 
 import colorize_nbdev.models.hypercolumn as H
-from colorize_nbdev.color import rgb_to_lab_norm, rgb_to_yuv_norm
+from colorize_nbdev.color import rgb_to_lab_norm
 from colorize_nbdev.data.samples import sample_batch, sample_photos
 from colorize_nbdev.metrics import model_colorizer
 from colorize_nbdev.modelfile import ARCHS, build_model, load_model, save_model
@@ -20,25 +18,15 @@ from colorize_nbdev.models.regressor import PretrainedWeightsError
 from colorize_nbdev.train import train_defaults, colorize_train
 from fastcore.script import CliError
 
-BIN = Path(sys.executable).parent
+from clitools import QUIET, one_line_error, run as run_cli   # tests/clitools.py
+
+
+def run(*args, cwd=None): return run_cli(*args, cwd=cwd, env=QUIET)
+
 HEADS = ('linear', 'tanh', 'softmax')
 
 
 pytestmark = pytest.mark.usefixtures('one_thread')   # tests/conftest.py
-
-
-def run(*args, cwd=None):
-    exe = shutil.which(args[0], path=str(BIN)) or shutil.which(args[0])
-    assert exe, f'{args[0]} is not installed: pip install -e . declares it in [project.scripts]'
-    env = {**os.environ, 'OMP_NUM_THREADS': '1', 'PYTHONWARNINGS': 'ignore'}
-    return subprocess.run([exe, *args[1:]], capture_output=True, text=True, cwd=cwd, env=env, timeout=300)
-
-
-def one_line_error(r, *words):
-    assert r.returncode == 1, (r.returncode, r.stdout, r.stderr)
-    lines = [l for l in r.stderr.strip().splitlines() if l.strip()]
-    assert len(lines) == 1 and 'Traceback' not in r.stderr, r.stderr
-    assert all(w in lines[0] for w in words), lines[0]
 
 
 def test_registered_with_its_defaults():

@@ -2,7 +2,7 @@
 
 Photos are bundled sample photos and files the tests make; the model is a tiny per-pixel network defined here.
 """
-import hashlib, importlib, os, shutil, subprocess, sys, warnings
+import hashlib, importlib, shutil, sys, warnings
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +17,11 @@ from colorize_nbdev.inference import (EXIT_SOME_FAILED, ColorizeError, colorize_
                                       render_shape, prepare, run_model)
 from colorize_nbdev.modelfile import save_model
 
-BIN = Path(sys.executable).parent
+from clitools import one_line_error, run as run_cli   # tests/clitools.py
+
+
+def run(*args, cwd=None, plugdir=None): return run_cli('colorize', *args, cwd=cwd, env={'PYTHONPATH': str(plugdir or '')})
+
 
 TINY_ARCH = '''
 import torch
@@ -59,20 +63,6 @@ def L_of(im): return rgb_to_lab(torch.from_numpy(np.asarray(im).copy()).permute(
 
 def digest(folder):
     return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.rglob('*')) if p.is_file()}
-
-
-def run(*args, cwd=None, plugdir=None):
-    exe = shutil.which('colorize', path=str(BIN)) or shutil.which('colorize')
-    assert exe, 'colorize is not installed: pip install -e . declares it in [project.scripts]'
-    env = {**os.environ, 'OMP_NUM_THREADS': '2', 'PYTHONPATH': str(plugdir or '')}
-    return subprocess.run([exe, *map(str, args)], capture_output=True, text=True, cwd=cwd, env=env, timeout=300)
-
-
-def one_line_error(r, *words):
-    assert r.returncode == 1, (r.returncode, r.stdout, r.stderr)
-    lines = [l for l in r.stderr.strip().splitlines() if l.strip()]
-    assert len(lines) == 1 and 'Traceback' not in r.stderr, r.stderr
-    assert all(w in lines[0] for w in words), lines[0]
 
 
 @pytest.mark.parametrize('size', [(517, 333), (333, 517), (7, 31), (1600, 1200)])

@@ -1,7 +1,6 @@
 """Training machinery (`colorize_nbdev.train`): resume after SIGKILL, atomic checkpoints, NaN stop, time budget, exact resume,
 and `colorize-train`'s argument errors. Tiny sizes and a few bundled photos: seconds each."""
-import os, shutil, signal, subprocess, sys, time, warnings
-from pathlib import Path
+import os, signal, subprocess, time, warnings
 
 import pytest
 import torch
@@ -10,13 +9,17 @@ from torch import nn
 warnings.filterwarnings('ignore', message='.*torch.jit.script.* is deprecated', category=FutureWarning)
 from fastai.callback.core import Callback
 from fastcore.script import CliError
-from colorize_nbdev.data.samples import sample_photos, sample_batch
+from colorize_nbdev.data.samples import sample_batch
 from colorize_nbdev.color import rgb_to_lab_norm
 from colorize_nbdev.metrics import model_colorizer
 from colorize_nbdev.modelfile import load_model, register_arch
 from colorize_nbdev import train as T
 
-BIN = Path(sys.executable).parent
+from clitools import QUIET, command, one_line_error, run as run_cli   # tests/clitools.py
+
+
+def run(*args, cwd=None): return run_cli(*args, cwd=cwd, env=QUIET)
+
 CPU = dict(num_workers=0, device='cpu', progress=False, verbose=False)
 
 # an architecture defined outside the package, for the command-line runs (imported with --module); `delay` slows each
@@ -43,31 +46,6 @@ def tiny(hidden: int = 4):
     return nn.Sequential(nn.Conv2d(1, hidden, 3, padding=1), nn.ReLU(), nn.Conv2d(hidden, 2, 3, padding=1))
 
 
-@pytest.fixture(scope='module')
-def photos(tmp_path_factory):
-    d = tmp_path_factory.mktemp('photos')
-    for p in sample_photos()[:12]: shutil.copy(p, d/p.name)
-    return d
-
-
-def cmd(*args, cwd=None):
-    exe = shutil.which(args[0], path=str(BIN)) or shutil.which(args[0])
-    assert exe, f'{args[0]} is not installed: pip install -e . declares it in [project.scripts]'
-    return [exe, *args[1:]], {**os.environ, 'OMP_NUM_THREADS': '1', 'PYTHONWARNINGS': 'ignore'}
-
-
-def run(*args, cwd=None):
-    c, env = cmd(*args)
-    return subprocess.run(c, capture_output=True, text=True, cwd=cwd, env=env, timeout=300)
-
-
-def one_line_error(r, *words):
-    assert r.returncode == 1, (r.returncode, r.stdout, r.stderr)
-    lines = [l for l in r.stderr.strip().splitlines() if l.strip()]
-    assert len(lines) == 1 and 'Traceback' not in r.stderr, r.stderr
-    assert all(w in lines[0] for w in words), lines[0]
-
-
 def colorizes(model_path, size=32):
     "The model file loads without flags and colorizes photos: RGB of the right shape, not gray."
     net, cfg = load_model(model_path, device='cpu')
@@ -84,7 +62,7 @@ def test_sigkill_after_first_checkpoint_then_resume(photos, tmp_path, monkeypatc
     ck = tmp_path/'slow.ckpt'/T.CKPT_NAME
     args = ('colorize-train', '--arch', 'test-train-slow', '--module', 'cz_train_slow', '--data', str(photos), '--out', str(out),
             '--epochs', '4', '--size', '32', '--bs', '4', '--workers', '0', '--device', 'cpu', '--ckpt-minutes', '0.002')
-    c, env = cmd(*args)
+    c, env = command(*args, env=QUIET)
     p = subprocess.Popen(c, cwd=plug, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     t = time.monotonic()
     while not ck.exists() and p.poll() is None and time.monotonic() - t < 120: time.sleep(0.01)

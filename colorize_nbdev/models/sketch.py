@@ -6,8 +6,8 @@ Docs: https://colorize-nbdev.github.io/colorize-nbdev/sketch2color.html.md"""
 
 # %% auto #0
 __all__ = ['S2_HPARAMS', 'SKETCH_MODEL_FORMAT', 'SKETCH_CKPT_FORMAT', 'SKETCH_VERSION', 'sketch_dls', 'SketchColorizer',
-           'SketchPSNR', 'SketchCFRatio', 'sketch_learner', 'SketchCheckpoint', 'fit_sketch', 'evaluate_sketch',
-           'colorize_sketch', 'save_sketch_model', 'load_sketch_model']
+           'sketch_rgb_pair', 'sketch_learner', 'SketchCheckpoint', 'fit_sketch', 'evaluate_sketch', 'colorize_sketch',
+           'save_sketch_model', 'load_sketch_model']
 
 # %% ../../nbs/05_sketch2color.ipynb #66366c8e
 import math, pickle, warnings
@@ -20,7 +20,6 @@ import torch.nn.functional as F
 from PIL import Image
 with warnings.catch_warnings():
     warnings.filterwarnings('ignore', message='.*torch.jit.script', category=FutureWarning)
-    from fastai.learner import Metric
     from fastai.callback.core import Callback
     from fastai.optimizer import Adam
     from fastai.torch_core import default_device
@@ -28,10 +27,10 @@ with warnings.catch_warnings():
 
 from ..data.core import (find_images, open_rgb, scan_images, pair_dls, PairDataset, PairBatch, PairDL,
                                       to_uint8_tensor, to_pil, to_pm1, from_pm1, _loaders)
-from ..metrics import psnr, colorfulness, to_uint8, score_batch, summarize
+from ..metrics import to_uint8, score_batch, summarize
 from ..modelfile import ModelFileError, MODEL_FORMAT, atomic_save, _check_plain
 from .gan import Pix2PixUnet, PatchDiscriminator, GANTrainer, receptive_field
-from ..train import ColorLearner, _opt_state
+from ..train import ColorLearner, PSNRMetric, CFRatio, _opt_state
 
 # %% ../../nbs/05_sketch2color.ipynb #67db6ec1
 S2_HPARAMS = dict(
@@ -96,27 +95,9 @@ class SketchColorizer(nn.Module):
 # %% ../../nbs/05_sketch2color.ipynb #799a3b4d
 def _u8(x:Tensor)->Tensor: return to_uint8(from_pm1(x.detach().float()))
 
-class SketchPSNR(Metric):
-    "Mean PSNR (dB) of the predicted RGB pictures against the colour halves (both in [-1, 1]), over the validation pairs."
-    def reset(self): self.total, self.n = 0., 0
-    def accumulate(self, learn):
-        v = psnr(_u8(learn.yb[0]), _u8(learn.pred))
-        self.total, self.n = self.total + v.sum().item(), self.n + len(v)
-    @property
-    def value(self): return self.total/self.n if self.n else None
-    @property
-    def name(self): return 'psnr'
-
-class SketchCFRatio(Metric):
-    "Mean colourfulness of the predictions over that of the colour halves (→ 1), over the validation pairs."
-    def reset(self): self.pred, self.gt = 0., 0.
-    def accumulate(self, learn):
-        self.pred += colorfulness(_u8(learn.pred)).sum().item()
-        self.gt += colorfulness(_u8(learn.yb[0])).sum().item()
-    @property
-    def value(self): return self.pred/self.gt if self.gt > 0 else None
-    @property
-    def name(self): return 'cf_ratio'
+def sketch_rgb_pair(learn)->tuple:
+    "(colour half, prediction) of the current batch as uint8 RGB (both are in [-1, 1]): what the course's `PSNRMetric` and `CFRatio` score here."
+    return _u8(learn.yb[0]), _u8(learn.pred)
 
 # %% ../../nbs/05_sketch2color.ipynb #06ad4991
 def sketch_learner(dls,                                # DataLoaders of (sketch, colour) in [-1, 1] (`sketch_dls`)
@@ -135,7 +116,7 @@ def sketch_learner(dls,                                # DataLoaders of (sketch,
     if not (len(betas) == 2 and all(0 <= b < 1 for b in betas)): raise ValueError(f"sketch_learner: betas must be two numbers in [0, 1), got {betas}")
     if gan and not lam > 0: raise ValueError(f"sketch_learner: lam must be positive, got {lam}")
     gen = SketchColorizer(nf, n_down, dropout)
-    metrics, extra = [SketchPSNR(), SketchCFRatio()], []
+    metrics, extra = [PSNRMetric(sketch_rgb_pair), CFRatio(sketch_rgb_pair)], []
     if gan:
         trainer = GANTrainer(PatchDiscriminator(6, nf=d_nf, n_layers=d_layers), lam=lam, gan_mode=gan_mode,
                              d_lr=lr, betas=tuple(betas), **gan_kwargs)
