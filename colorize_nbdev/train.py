@@ -7,7 +7,7 @@ Docs: https://colorize-nbdev.github.io/colorize-nbdev/train.html.md"""
 # %% auto #0
 __all__ = ['TRAIN_DEFAULTS', 'ARCH_DEFAULTS', 'HUBER_DELTA', 'LOSSES', 'CKPT_FORMAT', 'CKPT_VERSION', 'CKPT_NAME', 'RUN_KEYS',
            'import_archs', 'train_defaults', 'PSNRMetric', 'CFRatio', 'CheckpointError', 'load_checkpoint',
-           'NonFiniteLossError', 'ColorLearner', 'TrainState', 'ChannelsLast', 'ToYUV', 'fit_colorizer',
+           'NonFiniteLossError', 'ColorLearner', 'TrainState', 'amp_mode', 'ChannelsLast', 'ToYUV', 'fit_colorizer',
            'colorize_train']
 
 # %% ../nbs/93_train.ipynb #6de39fcf
@@ -318,10 +318,12 @@ def _check_out(out):
         raise FileExistsError(f"{out} exists and is not a colorize-nbdev model file; not replacing it (choose another name)")
     return out
 
-def _amp_mode(device, amp):
-    "'bf16', 'fp16' or None: AMP on CUDA only, bf16 where the GPU supports it."
+def amp_mode(device, amp:bool=True)->str|None:
+    "'bf16', 'fp16' or None: mixed precision on CUDA only; bf16 only where the GPU computes it natively (compute capability >= 8.0: A100, L4, H100, RTX 30xx+), else fp16 with a GradScaler (T4, P100, V100)."
+    device = torch.device(device)
     if not amp or device.type != 'cuda': return None
-    return 'bf16' if torch.cuda.is_bf16_supported() else 'fp16'
+    # not torch.cuda.is_bf16_supported(): it says True on a T4 (7.5), where bf16 is only emulated and cuDNN has no bf16 convolutions
+    return 'bf16' if torch.cuda.get_device_capability(device) >= (8, 0) else 'fp16'
 
 class _TableLogger:
     "The epoch table without progress bars: a header, then one formatted row per epoch."
@@ -358,7 +360,7 @@ def fit_colorizer(arch:str,            # registered architecture (`register_arch
                   valid_pct:float|None=None, seed:int|None=None,
                   num_workers:int|None=None, # data loader processes (default: fastai's)
                   device=None,               # default: fastai's `default_device()`
-                  amp:bool=True,             # mixed precision on CUDA (bf16 if supported, else fp16)
+                  amp:bool=True,             # mixed precision on CUDA (`amp_mode`: bf16 on compute capability >= 8.0, else fp16)
                   channels_last:bool|None=None, # channels-last layout (default: on CUDA)
                   cbs=None,                  # more fastai callbacks
                   progress:bool=True,        # progress bars and the epoch table
@@ -418,7 +420,7 @@ def fit_colorizer(arch:str,            # registered architecture (`register_arch
     cl = device.type == 'cuda' if channels_last is None else channels_last
     if cl: model = model.to(memory_format=torch.channels_last)
     state = TrainState(run, ckpt_path, TRAIN_DEFAULTS['ckpt_minutes'] if ckpt_minutes is None else ckpt_minutes, ck, verbose)
-    mode = _amp_mode(device, amp)
+    mode = amp_mode(device, amp)
     all_cbs = ([state] + ([ToYUV()] if io != ('lab_l', 'lab_ab') else []) + ([ChannelsLast()] if cl else [])
                + ([MixedPrecision(amp_mode=AMPMode(mode))] if mode else []) + list(parts.get('cbs', [])) + list(cbs or []))
     metrics = [PSNRMetric(), CFRatio()] + list(parts.get('metrics', []))

@@ -141,15 +141,29 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(photos, tmp_path):
     assert not (tmp_path/'n.pth').exists()
 
 
-def test_minutes_budget(photos, tmp_path):
-    "`minutes`: stops near the budget, the schedule warmed up then annealed, a usable model."
+class FakeClock:
+    "Stands in for the `time` module in `colorize_nbdev.train`: its clock moves only when `Tick` says so."
+    def __init__(self): self.t = 0.
+    def monotonic(self): return self.t
+
+
+class Tick(Callback):
+    "Advance a `FakeClock` by `dt` seconds at the end of every training batch (before `TrainState` reads it)."
+    order = 60
+    def __init__(self, clock, dt): self.clock, self.dt = clock, dt
+    def after_batch(self):
+        if self.training: self.clock.t += self.dt
+
+
+def test_minutes_budget(photos, tmp_path, monkeypatch):
+    """`minutes`: stops at the budget, the schedule warmed up then annealed by the clock, a usable model. The clock is a fake
+    one that moves 0.25 s per batch, so the outcome is exact on any machine, however fast or loaded."""
+    clock = FakeClock()
+    monkeypatch.setattr(T, 'time', clock)
     out = tmp_path/'timed.pth'
-    t = time.monotonic()
-    learn = T.fit_colorizer('test-train-tiny', photos, out, minutes=0.05, size=32, bs=4, **CPU)
-    wall = time.monotonic() - t
+    learn = T.fit_colorizer('test-train-tiny', photos, out, minutes=0.05, size=32, bs=4, cbs=[Tick(clock, 0.25)], **CPU)
     st, h = T.load_checkpoint(tmp_path/'timed.ckpt'/T.CKPT_NAME)['state'], learn.recorder
-    assert st['done'] and 2.5 <= st['elapsed'] <= 3 + 1.5, st['elapsed']   # the budget is 3 s (a validation may follow)
-    assert wall < 3 + 10                                                    # plus reading the photos and the final save
+    assert st['done'] and st['elapsed'] == 3 and st['train_iter'] == 12   # a 3 s budget is 12 batches of 0.25 s
     assert h.lrs[-1] < h.lrs[0] < max(h.lrs) and h.lrs[-1] < 0.05*max(h.lrs)   # warmed up, then annealed to the end
     assert all(len(v) == 4 for v in h.values)                               # train loss kept for the epoch cut short
     assert learn.report['train_loss'] is not None and learn.report['psnr'] is not None
@@ -191,3 +205,12 @@ def test_resume_with_other_settings_is_refused(photos, tmp_path):
         T.fit_colorizer('test-train-tiny', photos, tmp_path/'s.pth', epochs=1, size=32, bs=4, **CPU)
     with pytest.raises(ValueError, match='size=48'):
         T.fit_colorizer('test-train-tiny', photos, tmp_path/'s.pth', size=48, resume=True, **CPU)
+
+
+@pytest.mark.parametrize('cap,want', [((6, 0), 'fp16'), ((7, 0), 'fp16'), ((7, 5), 'fp16'), ((8, 0), 'bf16'), ((9, 0), 'bf16')])
+def test_amp_mode_bf16_only_where_native(cap, want, monkeypatch):
+    "P100/V100/T4 get fp16 with a GradScaler even though `is_bf16_supported()` says True there (emulation); A100+ get bf16."
+    monkeypatch.setattr(torch.cuda, 'get_device_capability', lambda d=None: cap)
+    monkeypatch.setattr(torch.cuda, 'is_bf16_supported', lambda including_emulation=True: True)
+    assert T.amp_mode('cuda') == want and T.amp_mode(torch.device('cuda:0'), True) == want
+    assert T.amp_mode('cuda', amp=False) is None and T.amp_mode('cpu') is None
