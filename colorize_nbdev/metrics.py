@@ -64,11 +64,12 @@ def gray_baseline(x:Tensor)->Tensor:
     return g[0] if single else g
 
 # %% ../nbs/02_metrics.ipynb #de79a363
-PSNR_MAX = 100.   # dB given to identical photos (their PSNR is +inf), so that one cannot make a mean infinite
+PSNR_MAX = 150.   # dB given to identical photos (their PSNR is +inf), so that one cannot make a mean infinite;
+                  # above 10*log10(255**2 * n), the highest PSNR of two *different* photos of n values, for n < 1.5e10
 
 def psnr(gt:Tensor,   # ground truth, uint8 RGB (B,3,H,W) or (3,H,W)
          pred:Tensor, # prediction, uint8 RGB, same shape
-         max_db:float=PSNR_MAX, # value for identical photos (and cap for all)
+         max_db:float=PSNR_MAX, # value for identical photos, and cap for all (the default changes only identical photos under 5 gigapixels)
         )->Tensor: # PSNR in dB per photo, float64 (B,) on the CPU (0-d for one photo)
     "Peak signal-to-noise ratio of uint8 RGB photos (data range 255), one value per photo."
     g, p, single = _pair(gt, pred, 'psnr')

@@ -138,10 +138,11 @@ def test_debias_at_decoding(net, bins):
     "decode divides the distribution by class_weights**debias before the annealed mean; 0 is the paper's decoding."
     z = torch.randn(1, 262, 2, 2, generator=torch.Generator().manual_seed(2))
     logw = net.class_weights.log()[:, None, None]
-    assert net.debias == 0.5 and net.T == 0.38
-    torch.testing.assert_close(net.decode(z, debias=0.), C.annealed_mean(z, bins, 0.38)/AB_SCALE)
+    assert net.debias == 0.5 and net.T == 1.                                             # the defaults (lesson 07, section 9)
+    torch.testing.assert_close(net.decode(z, debias=0.), C.annealed_mean(z, bins, 1.)/AB_SCALE)
+    torch.testing.assert_close(net.decode(z, 0.38, 0.), C.annealed_mean(z, bins, 0.38)/AB_SCALE)   # the paper's decoding
     torch.testing.assert_close(net.decode(z, 0.2, 1.), C.annealed_mean(z - logw, bins, 0.2)/AB_SCALE)
-    torch.testing.assert_close(net.decode(z), C.annealed_mean(z - 0.5*logw, bins, 0.38)/AB_SCALE)
+    torch.testing.assert_close(net.decode(z), C.annealed_mean(z - 0.5*logw, bins, 1.)/AB_SCALE)
     plain = build_model('classifier')                                                    # weights all 1: debias changes nothing
     torch.testing.assert_close(plain.decode(z), plain.decode(z, debias=0.))
 
@@ -172,7 +173,7 @@ def test_save_load_round_trip(net, tmp_path):
         torch.testing.assert_close(m2.logits(x), net.logits(x))
         net.T = 0.2
         try: torch.testing.assert_close(m2(x), net(x))
-        finally: net.T = 0.38
+        finally: net.T = 1.
 
 
 # --- training, resume and the command line

@@ -1,40 +1,43 @@
-"""The dataset scripts in data_scripts/, offline: archives built here, served by a local HTTP server on 127.0.0.1
-(with Range support and the ability to cut a transfer short), a fake `kaggle` package; only loopback traffic."""
-import hashlib, importlib.util, io, json, os, subprocess, sys, tarfile, threading, zipfile
+"""The dataset commands of colorize_nbdev.datasets (`colorize-data`, the Python functions, and the thin wrappers in
+data_scripts/), offline: archives built here, served by a local HTTP server on 127.0.0.1 (with Range support and the
+ability to cut a transfer short), a fake `kaggle` package; only loopback traffic."""
+import hashlib, io, json, os, shutil, subprocess, sys, tarfile, threading, zipfile
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 from PIL import Image
 
+import colorize_nbdev.datasets as D
 from colorize_nbdev.data.samples import sample_photos
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPTS = ROOT/'data_scripts'
-sys.path.insert(0, str(SCRIPTS))
-import _common as C  # noqa: E402
+WRAPPERS = {'places365': 'places365', 'places205': 'places205', 'coco_sample': 'coco-sample', 'anime_pairs': 'anime-pairs',
+            'devphotos': 'devphotos'}          # data_scripts/NAME.py -> colorize-data subcommand
+COLORIZE_DATA = 'import sys; from colorize_nbdev.datasets import colorize_data; colorize_data()'
 
 
-def load(name):
-    "A data script as a module (for in-process runs: its `main(argv)`)."
-    spec = importlib.util.spec_from_file_location(f"ds_{name}", SCRIPTS/f"{name}.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+def run_inproc(name, *argv):
+    "`colorize-data NAME ARGV...` in this process: its exit status (errors are printed, not raised)."
+    return D.cli([name, *argv])
 
 
-places365, places205, coco_sample, anime_pairs = (load(n) for n in ('places365', 'places205', 'coco_sample', 'anime_pairs'))
-
-
-def run_inproc(mod, *argv, scrub=()):
-    return C.run(mod.main, [str(a) for a in argv], scrub=scrub)
+def _env(env=None):
+    return {**os.environ, 'OMP_NUM_THREADS': '1', 'PYTHONPATH': os.pathsep.join([str(ROOT), os.environ.get('PYTHONPATH', '')]),
+            **(env or {})}
 
 
 def run_script(name, *argv, env=None, timeout=120):
-    "Run data_scripts/NAME.py as a user does, in a subprocess."
-    e = {**os.environ, 'OMP_NUM_THREADS': '1', **(env or {})}
+    "Run the wrapper data_scripts/NAME.py as a user does, in a subprocess."
     return subprocess.run([sys.executable, str(SCRIPTS/f"{name}.py"), *map(str, argv)], capture_output=True, text=True,
-                          env=e, timeout=timeout, cwd=ROOT)
+                          env=_env(env), timeout=timeout, cwd=ROOT)
+
+
+def run_colorize_data(*argv, env=None, timeout=120):
+    "Run `colorize-data ARGV...` (the console script's entry point) in a subprocess."
+    return subprocess.run([sys.executable, '-c', COLORIZE_DATA, *map(str, argv)], capture_output=True, text=True,
+                          env=_env(env), timeout=timeout, cwd=ROOT)
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -131,19 +134,53 @@ def jpgs(d: Path): return sorted(p.relative_to(d).as_posix() for p in d.rglob('*
 # ------------------------------------------------------------------------------------------------------------
 @pytest.mark.parametrize('name', ['places365', 'places205', 'coco_sample', 'anime_pairs'])
 def test_help_documents_options(name):
-    r = run_script(name, '--help')
+    for r in (run_script(name, '--help'), run_colorize_data(WRAPPERS[name], '--help')):
+        assert r.returncode == 0, r.stderr
+        for opt in ('--dest', '--limit', '--seed', '--val-frac', '--size', '--force', 'Examples:', 'Terms:'): assert opt in r.stdout
+        if name != 'anime_pairs': assert '--url' in r.stdout and '--md5' in r.stdout
+        else: assert '--kaggle-input' in r.stdout and 'kaggle.json' in r.stdout
+
+
+def test_colorize_data_lists_every_dataset():
+    r = run_colorize_data('--help')
     assert r.returncode == 0, r.stderr
-    for opt in ('--dest', '--limit', '--seed', '--val-frac', '--size', '--force'): assert opt in r.stdout
-    if name != 'anime_pairs': assert '--url' in r.stdout and '--md5' in r.stdout
-    else: assert '--kaggle-input' in r.stdout and 'kaggle.json' in r.stdout
+    for name in ('places365', 'places205', 'coco-sample', 'anime-pairs', 'devphotos', 'DATASET --help'): assert name in r.stdout
+    r = run_colorize_data()
+    assert r.returncode == 2 and 'required: DATASET' in r.stderr and 'Traceback' not in r.stderr
+    r = run_colorize_data('imagenet', '--dest', 'x')
+    assert r.returncode == 2 and "invalid choice: 'imagenet'" in r.stderr
+
+
+def test_wrappers_are_thin():
+    "data_scripts/NAME.py only hands over to colorize_nbdev.datasets (a few lines each)."
+    for name, sub in WRAPPERS.items():
+        text = (SCRIPTS/f"{name}.py").read_text()
+        code = [l for l in text.split('"""', 2)[2].splitlines() if l.strip() and not l.lstrip().startswith('#')]
+        assert len(code) <= 10 and f"dataset_cli('{sub}')" in text, name
+    assert not (SCRIPTS/'_common.py').exists()
+
+
+def test_console_script_installed():
+    exe = shutil.which('colorize-data') or (Path(sys.executable).parent/'colorize-data' if (Path(sys.executable).parent/'colorize-data').exists() else None)
+    if exe is None: pytest.skip("colorize-data is not installed in this environment (pip install -e . installs it)")
+    r = subprocess.run([str(exe), 'devphotos', '--help'], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and '--source' in r.stdout, r.stderr
+
+
+def test_import_is_cheap():
+    "The CLI module imports only the standard library: no torch, fastai, matplotlib (not even PIL) at import."
+    r = subprocess.run([sys.executable, '-c', 'import sys, colorize_nbdev.datasets; '
+                        'print(sorted(m for m in ("torch", "fastai", "matplotlib", "numpy", "PIL") if m in sys.modules))'],
+                       capture_output=True, text=True, env=_env(), timeout=60)
+    assert r.returncode == 0 and r.stdout.strip() == '[]', r.stdout + r.stderr
 
 
 def test_places365_md5s_are_torchvisions():
     "The hard-coded MD5s are not invented: they are the ones torchvision's Places365 uses for the same files."
     from torchvision.datasets import Places365
-    assert places365.BASE_URL == Places365._BASE_URL
+    assert D.PLACES365_URL == Places365._BASE_URL
     tv = {split: meta for (split, small), meta in Places365._IMAGES_META.items() if small}
-    assert {k: tuple(v) for k, v in places365.ARCHIVES.items()} == {k: tuple(v) for k, v in tv.items()}
+    assert {k: tuple(v) for k, v in D.PLACES365_ARCHIVES.items()} == {k: tuple(v) for k, v in tv.items()}
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -173,12 +210,12 @@ def test_places365_full_run_noop_and_rebuild(server, tmp_path):
     assert (dest/'downloads'/'val_256.tar').read_bytes() == server.files['val_256.tar']
     # second run, same arguments: nothing to do, no request, files untouched
     mtimes = {p: p.stat().st_mtime_ns for p in dest.rglob('*.jpg')}
-    r2 = run_script('places365', '--dest', dest, '--url', url, '--val-frac', '0.2')
+    r2 = run_colorize_data('places365', '--dest', dest, '--url', url, '--val-frac', '0.2')     # the installed command: same build
     assert r2.returncode == 0 and 'up to date' in r2.stdout and 'nothing to do' in r2.stdout, r2.stdout + r2.stderr
     assert len(server.gets('val_256.tar')) == 1
     assert {p: p.stat().st_mtime_ns for p in dest.rglob('*.jpg')} == mtimes
     # changed arguments: the subset is rebuilt from the extracted files, without downloading again
-    assert run_inproc(places365, '--dest', dest, '--url', url, '--limit', '5', '--size', '128', '--quiet') == 0
+    assert run_inproc('places365', '--dest', dest, '--url', url, '--limit', '5', '--size', '128', '--quiet') == 0
     man2 = json.loads((dest/'manifest.json').read_text())
     assert (len(man2['train']), len(man2['valid'])) == (4, 1) and len(server.gets('val_256.tar')) == 1
     assert sorted(jpgs(dest/'train') + jpgs(dest/'valid')) == sorted(man2['train'] + man2['valid'])
@@ -189,7 +226,7 @@ def test_limit_seed_split_reproducible_and_resize(server, tmp_path):
     url = server.url('val_256.tar')
     dl = tmp_path/'dl'              # shared downloads folder: one download for the three builds
     def build(d, seed):
-        assert run_inproc(places365, '--dest', d, '--url', url, '--limit', '6', '--seed', seed, '--n-valid', '2',
+        assert run_inproc('places365', '--dest', d, '--url', url, '--limit', '6', '--seed', seed, '--n-valid', '2',
                           '--size', '128', '--downloads', dl, '--quiet') == 0
         return json.loads((d/'manifest.json').read_text())
     a, b, c = build(tmp_path/'a', 7), build(tmp_path/'b', 7), build(tmp_path/'c', 8)
@@ -252,12 +289,12 @@ def test_coco_sample_applies_fastais_download_checks(server, tmp_path, monkeypat
     args = ['--dest', tmp_path/'coco', '--url', url, '--fastai-home', tmp_path/'fh', '--quiet', '--size', '64']
     # the same check, pointed at the local URL: a wrong first-MiB MD5 is caught, the right one passes
     monkeypatch.setattr(fastdownload, 'read_checks', lambda m: {url: (len(data), '0'*32)})
-    assert run_inproc(coco_sample, *args) == 1
+    assert run_inproc('coco-sample', *args) == 1
     err = capsys.readouterr().err
     assert f"MD5 of the first MiB is {hashlib.md5(data[:2**20]).hexdigest()}, expected {'0'*32}" in err and 'download_checks.py' in err
     assert not (tmp_path/'fh'/'data'/'coco_sample').exists()
     monkeypatch.setattr(fastdownload, 'read_checks', lambda m: {url: (len(data), hashlib.md5(data[:2**20]).hexdigest())})
-    assert run_inproc(coco_sample, *args) == 0
+    assert run_inproc('coco-sample', *args) == 0
     assert len(list((tmp_path/'fh'/'data'/'coco_sample'/'train_sample').glob('*.jpg'))) == 10
 
 
@@ -269,7 +306,7 @@ def test_interrupted_transfer_resumes_in_the_same_run(server, tmp_path):
     server.files['val_256.tar'] = data
     server.cut['val_256.tar'] = [100_000, 1]            # first response stops after 100 kB
     dest = tmp_path/'p'
-    r = run_inproc(places365, '--dest', dest, '--url', server.url('val_256.tar'), '--retry-wait', '0', '--quiet',
+    r = run_inproc('places365', '--dest', dest, '--url', server.url('val_256.tar'), '--retry-wait', '0', '--quiet',
                    '--md5', hashlib.md5(data).hexdigest())
     assert r == 0
     log = server.gets('val_256.tar')
@@ -283,13 +320,13 @@ def test_interrupted_transfer_resumed_by_next_run(server, tmp_path, capsys):
     server.files['val_256.tar'] = data
     server.cut['val_256.tar'] = [65_536, 1]
     dest, url = tmp_path/'p', server.url('val_256.tar')
-    assert run_inproc(places365, '--dest', dest, '--url', url, '--retries', '0', '--quiet') == 1
+    assert run_inproc('places365', '--dest', dest, '--url', url, '--retries', '0', '--quiet') == 1
     err = capsys.readouterr().err
     assert 'interrupted' in err and 'run the same command again to resume' in err
     part = dest/'downloads'/'val_256.tar.part'
     assert part.stat().st_size == 65_536 and not (dest/'downloads'/'val_256.tar').exists()   # only the .part
     assert not (dest/'train').exists()
-    assert run_inproc(places365, '--dest', dest, '--url', url, '--quiet') == 0
+    assert run_inproc('places365', '--dest', dest, '--url', url, '--quiet') == 0
     assert server.gets('val_256.tar')[-1][1:] == ('bytes=65536-', 206)
     assert (dest/'downloads'/'val_256.tar').read_bytes() == data and not part.exists()
     assert (dest/'manifest.json').is_file()
@@ -301,7 +338,7 @@ def test_server_ignoring_range_means_a_clean_restart(server, tmp_path):
     server.cut['a.tar'] = [50_000, 1]
     server.ignore_range = True                           # answers 200 with the whole file to a Range request
     dest = tmp_path/'dl'/'a.tar'
-    C.download(server.url('a.tar'), dest, retries=2, quiet=True, wait=0)
+    D.download(server.url('a.tar'), dest, retries=2, quiet=True, wait=0)
     assert [(r[1] is not None, r[2]) for r in server.gets('a.tar')] == [(False, 200), (True, 200)]
     assert dest.read_bytes() == data                     # not 50 kB of the first try + the whole file
 
@@ -314,20 +351,20 @@ def test_unusable_partial_file_restarts_cleanly(server, tmp_path):
     part, pmeta = dest.with_name('a.tar.part'), dest.with_name('a.tar.part.json')
     # 1. a partial file with the wrong bytes: the resumed file fails the checksum -> deleted, downloaded from byte 0
     part.write_bytes(b'\0'*30_000)
-    C.write_json(pmeta, dict(url=url, validator=None, total=len(data)))
-    C.download(url, dest, C.Expected(md5=hashlib.md5(data).hexdigest()), quiet=True, wait=0)
+    D.write_json(pmeta, dict(url=url, validator=None, total=len(data)))
+    D.download(url, dest, D.Expected(md5=hashlib.md5(data).hexdigest()), quiet=True, wait=0)
     assert [(r[1], r[2]) for r in server.gets('a.tar')] == [('bytes=30000-', 206), (None, 200)]
     assert dest.read_bytes() == data
     # 2. a partial file longer than the file on the server: HTTP 416 -> deleted, downloaded from byte 0
     dest.unlink(); dest.with_name('a.tar.json').unlink()
     part.write_bytes(b'x'*(len(data) + 10))
-    C.write_json(pmeta, dict(url=url, validator=None, total=None))
-    C.download(url, dest, quiet=True, wait=0)
+    D.write_json(pmeta, dict(url=url, validator=None, total=None))
+    D.download(url, dest, quiet=True, wait=0)
     assert [r[2] for r in server.gets('a.tar')][-2:] == [416, 200] and dest.read_bytes() == data
     # 3. a partial file from another URL is not continued
     dest.unlink(); dest.with_name('a.tar.json').unlink()
-    part.write_bytes(data[:1000]); C.write_json(pmeta, dict(url=url + '?other', validator=None, total=len(data)))
-    C.download(url, dest, quiet=True, wait=0)
+    part.write_bytes(data[:1000]); D.write_json(pmeta, dict(url=url + '?other', validator=None, total=len(data)))
+    D.download(url, dest, quiet=True, wait=0)
     assert server.gets('a.tar')[-1][1:] == (None, 200) and dest.read_bytes() == data
 
 
@@ -335,24 +372,24 @@ def test_checksum_mismatch_is_detected(server, tmp_path, capsys):
     server.files['val_256.tar'] = make_tar(photo_members(), prefix='val_256/')
     dest = tmp_path/'p'
     wrong = '0'*32
-    assert run_inproc(places365, '--dest', dest, '--url', server.url('val_256.tar'), '--md5', wrong, '--quiet') == 1
+    assert run_inproc('places365', '--dest', dest, '--url', server.url('val_256.tar'), '--md5', wrong, '--quiet') == 1
     err = capsys.readouterr().err
     assert f"expected {wrong}" in err and hashlib.md5(server.files['val_256.tar']).hexdigest() in err and 'deleted' in err
     assert not list((dest/'downloads').glob('val_256.tar*')) and not (dest/'raw').exists() and not (dest/'train').exists()
     # the right checksum passes
     good = hashlib.md5(server.files['val_256.tar']).hexdigest()
-    assert run_inproc(places365, '--dest', dest, '--url', server.url('val_256.tar'), '--md5', good, '--quiet') == 0
+    assert run_inproc('places365', '--dest', dest, '--url', server.url('val_256.tar'), '--md5', good, '--quiet') == 0
 
 
 def test_size_mismatch_against_published_size(server, tmp_path):
     server.files['f.bin'] = b'y'*5000
-    with pytest.raises(C.ChecksumError, match='size is 5000, expected 4000'):
-        C.download(server.url('f.bin'), tmp_path/'f.bin', C.Expected(size=4000, source='test'), quiet=True)
+    with pytest.raises(D.ChecksumError, match='size is 5000, expected 4000'):
+        D.download(server.url('f.bin'), tmp_path/'f.bin', D.Expected(size=4000, source='test'), quiet=True)
     assert not (tmp_path/'f.bin').exists() and not (tmp_path/'f.bin.part').exists()
 
 
 def test_http_error_is_one_clear_line(server, tmp_path, capsys):
-    assert run_inproc(places205, '--dest', tmp_path/'x', '--url', server.url('missing.tar.gz'), '--quiet') == 1
+    assert run_inproc('places205', '--dest', tmp_path/'x', '--url', server.url('missing.tar.gz'), '--quiet') == 1
     err = capsys.readouterr().err
     assert err.startswith('error: Could not download') and 'HTTP 404' in err and 'Traceback' not in err
 
@@ -379,8 +416,8 @@ def test_unsafe_tar_members_are_refused(tmp_path, case):
     data, member = evil_tars(outside)[case]
     arch = tmp_path/'work'/'evil.tar'; arch.parent.mkdir(); arch.write_bytes(data)
     before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob('*'))
-    with pytest.raises(C.UnsafeArchiveError) as e:
-        C.safe_extract(arch, tmp_path/'work'/'raw', quiet=True)
+    with pytest.raises(D.UnsafeArchiveError) as e:
+        D.safe_extract(arch, tmp_path/'work'/'raw', quiet=True)
     assert repr(member) in str(e.value) and 'Nothing was extracted' in str(e.value)
     assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob('*')) == before      # nothing written anywhere
     assert (outside/'secret').read_text() == 'keep me'
@@ -391,8 +428,8 @@ def test_link_chain_escaping_on_disk_is_refused(tmp_path):
     data = make_tar([('ok.jpg', tiny_jpeg()), link('a/c', '..'), link('y', 'a/c/..'), ('y/evil.txt', b'pwned')])
     arch = tmp_path/'chain.tar'; arch.write_bytes(data)
     (tmp_path/'w').mkdir()
-    with pytest.raises(C.UnsafeArchiveError) as e:
-        C.safe_extract(arch, tmp_path/'w'/'raw', quiet=True)
+    with pytest.raises(D.UnsafeArchiveError) as e:
+        D.safe_extract(arch, tmp_path/'w'/'raw', quiet=True)
     assert "'y'" in str(e.value) or "'y/evil.txt'" in str(e.value)
     assert not (tmp_path/'w'/'raw').exists() and not list((tmp_path/'w').iterdir())
     assert not (tmp_path/'evil.txt').exists()
@@ -403,15 +440,15 @@ def test_zip_with_dotdot_member_is_refused(tmp_path):
     with zipfile.ZipFile(b, 'w') as z:
         z.writestr('pairs/train/a.png', b'x'); z.writestr('../evil.txt', b'pwned')
     arch = tmp_path/'evil.zip'; arch.write_bytes(b.getvalue())
-    with pytest.raises(C.UnsafeArchiveError, match=r"member '\.\./evil\.txt'"):
-        C.safe_extract(arch, tmp_path/'raw', quiet=True)
+    with pytest.raises(D.UnsafeArchiveError, match=r"member '\.\./evil\.txt'"):
+        D.safe_extract(arch, tmp_path/'raw', quiet=True)
     assert not (tmp_path/'raw').exists() and not (tmp_path.parent/'evil.txt').exists()
 
 
 def test_script_refuses_archive_with_dotdot_member(server, tmp_path, capsys):
     server.files['val_256.tar'] = make_tar([('val_256/a.jpg', tiny_jpeg()), ('../evil.jpg', tiny_jpeg())])
     dest = tmp_path/'p'
-    assert run_inproc(places365, '--dest', dest, '--url', server.url('val_256.tar'), '--quiet') == 1
+    assert run_inproc('places365', '--dest', dest, '--url', server.url('val_256.tar'), '--quiet') == 1
     err = capsys.readouterr().err
     assert err.startswith('error: Refusing to extract') and "'../evil.jpg'" in err
     assert not (dest/'raw').exists() and not (dest/'train').exists() and not (tmp_path/'evil.jpg').exists()
@@ -421,12 +458,12 @@ def test_script_refuses_archive_with_dotdot_member(server, tmp_path, capsys):
 def test_damaged_archive_is_reported(tmp_path):
     good = make_tar(photo_members(corrupt=False), 'w:gz')
     arch = tmp_path/'cut.tar.gz'; arch.write_bytes(good[:len(good)//2])
-    with pytest.raises(C.ArchiveError, match='damaged, truncated'):
-        C.safe_extract(arch, tmp_path/'raw', quiet=True)
+    with pytest.raises(D.ArchiveError, match='damaged, truncated'):
+        D.safe_extract(arch, tmp_path/'raw', quiet=True)
     flipped = bytearray(good); flipped[len(good)//2] ^= 0xFF
     arch.write_bytes(bytes(flipped))
-    with pytest.raises(C.ArchiveError):
-        C.safe_extract(arch, tmp_path/'raw', quiet=True)
+    with pytest.raises(D.ArchiveError):
+        D.safe_extract(arch, tmp_path/'raw', quiet=True)
     assert not (tmp_path/'raw').exists()
 
 
@@ -438,12 +475,12 @@ def test_user_files_in_dest_are_never_deleted(server, tmp_path, capsys):
     url, dest = server.url('val_256.tar'), tmp_path/'p'
     (dest/'train').mkdir(parents=True)
     mine = dest/'train'/'my_photo.jpg'; mine.write_bytes(b'mine')
-    assert run_inproc(places365, '--dest', dest, '--url', url, '--quiet') == 1
-    assert 'was not made by this script' in capsys.readouterr().err and mine.read_bytes() == b'mine'
+    assert run_inproc('places365', '--dest', dest, '--url', url, '--quiet') == 1
+    assert 'was not made by this command' in capsys.readouterr().err and mine.read_bytes() == b'mine'
     mine.unlink(); (dest/'train').rmdir()
-    assert run_inproc(places365, '--dest', dest, '--url', url, '--quiet') == 0
+    assert run_inproc('places365', '--dest', dest, '--url', url, '--quiet') == 0
     mine.write_bytes(b'mine')                             # added by hand after the build
-    assert run_inproc(places365, '--dest', dest, '--url', url, '--limit', '4', '--quiet') == 1
+    assert run_inproc('places365', '--dest', dest, '--url', url, '--limit', '4', '--quiet') == 1
     assert 'not listed in' in capsys.readouterr().err and mine.read_bytes() == b'mine'
 
 
@@ -568,5 +605,47 @@ def test_kaggle_malformed_json_names_the_file_without_content(tmp_path, monkeypa
     monkeypatch.setenv('KAGGLE_CONFIG_DIR', str(d))
     for k in ('KAGGLE_USERNAME', 'KAGGLE_KEY', 'KAGGLE_API_TOKEN'): monkeypatch.delenv(k, raising=False)
     monkeypatch.setenv('HOME', str(tmp_path))
-    with pytest.raises(C.DataScriptError) as e: anime_pairs.find_credentials()
+    with pytest.raises(D.DatasetError) as e: D.find_credentials()
     assert str(d/'kaggle.json') in str(e.value) and 'not valid JSON' in str(e.value) and FAKE_KEY_FILE not in str(e.value)
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Python API and error reporting
+# ------------------------------------------------------------------------------------------------------------
+def test_python_api_runs_and_raises(server, tmp_path):
+    "The Python functions take the options as keyword arguments, return DEST, and raise DatasetError instead of exiting."
+    server.files['val_256.tar'] = make_tar(photo_members(corrupt=False), prefix='val_256/')
+    dest = tmp_path/'p365'
+    assert D.places365(dest, url=server.url('val_256.tar'), limit=4, n_valid=1, size=64, quiet=True) == dest
+    man = json.loads((dest/'manifest.json').read_text())
+    assert (len(man['train']), len(man['valid'])) == (3, 1) and man['key']['size'] == 64
+    with pytest.raises(D.DownloadError, match='HTTP 404'):
+        D.places205(tmp_path/'p205', url=server.url('missing.tar.gz'), quiet=True)
+    with pytest.raises(D.ArgumentError, match='--quality must be between 1 and 100'):
+        D.places365(dest, quality=0)
+    with pytest.raises(TypeError, match="unexpected option 'colour'"):
+        D._api('places365', dict(dest=dest, colour=True))
+
+
+def test_unexpected_and_os_errors_are_one_line(server, tmp_path, monkeypatch, capsys):
+    "Not even a bug or a full disk prints a traceback: one line, exit status 1 (COLORIZE_DATA_DEBUG=1 shows the traceback)."
+    def boom(args): raise RuntimeError('something odd')
+    monkeypatch.setattr(D.DATASETS['places205'], 'run', boom)
+    assert run_inproc('places205', '--dest', tmp_path/'x') == 1
+    err = capsys.readouterr().err
+    assert err.startswith('error: unexpected RuntimeError: something odd') and err.count('\n') == 1 and 'Traceback' not in err
+    monkeypatch.setenv('COLORIZE_DATA_DEBUG', '1')
+    assert run_inproc('places205', '--dest', tmp_path/'x') == 1 and 'Traceback' in capsys.readouterr().err
+    monkeypatch.undo()
+    def full(args): raise OSError(28, 'No space left on device', str(args.dest/'train'/'a.jpg'))
+    monkeypatch.setattr(D.DATASETS['places205'], 'run', full)
+    assert run_inproc('places205', '--dest', tmp_path/'x') == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: No space left on device: {tmp_path/'x'/'train'/'a.jpg'}") and 'free some space' in err
+    assert err.count('\n') == 1
+    monkeypatch.undo()
+    (tmp_path/'afile').write_text('not a folder')         # --downloads inside a file: the OS refuses, one line
+    server.files['t.tar.gz'] = make_tar(photo_members(corrupt=False), 'w:gz')
+    assert run_inproc('places205', '--dest', tmp_path/'y', '--downloads', tmp_path/'afile'/'dl', '--url', server.url('t.tar.gz'), '--quiet') == 1
+    err = capsys.readouterr().err
+    assert err.startswith('error: ') and str(tmp_path/'afile') in err and 'Traceback' not in err and err.count('\n') == 1

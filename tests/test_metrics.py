@@ -58,8 +58,27 @@ def test_psnr_matches_skimage_and_cap(xs):
     assert psnr(xs[3], g[3]).ndim == 0 and psnr(xs[3], g[3]).item() == pytest.approx(ref[3], abs=1e-9)   # one photo
     near = xs[0].clone(); near[0, 0, 0] ^= 1                     # one value off by one: finite, below the cap
     assert psnr(xs[0], near).item() < PSNR_MAX
-    assert psnr(xs[0], near, max_db=float('inf')).item() > PSNR_MAX - 20   # the cap is a choice: max_db
+    assert psnr(xs[0], near, max_db=80.).item() == 80.          # the cap is a choice: max_db
+    assert psnr(xs[0], near, max_db=float('inf')).item() == pytest.approx(10*math.log10(255**2*xs[0].numel()), abs=1e-9)
     assert psnr(xs[0], xs[0], max_db=float('inf')).item() == float('inf')
+
+
+@pytest.mark.parametrize('h,w', [(128, 128), (256, 256), (1080, 1920)])
+def test_psnr_cap_changes_only_identical_photos(h, w):
+    "The closest two different photos of n values (one value one level off) score 10 log10(255^2 n) dB, below the cap."
+    z = torch.zeros(2, 3, h, w, dtype=torch.uint8)
+    close = z.clone(); close[1, 0, 0, 0] = 1                      # photo 0 identical, photo 1 one level off in one value
+    p = psnr(z, close)
+    assert p[0].item() == PSNR_MAX
+    assert p[1].item() == pytest.approx(10*math.log10(255**2*3*h*w), abs=1e-9) and p[1].item() < PSNR_MAX
+    s = summarize({'psnr': p, 'ssim': torch.ones(2), 'cf_pred': torch.zeros(2), 'cf_gt': torch.zeros(2), 'auc': torch.ones(2)})
+    assert s['psnr_capped'] == 1                                 # only the identical photo is at the cap
+    if (h, w) == (256, 256): assert p[1].item() > 101              # 101.07 dB: a cap at 100 dB would have changed it
+
+
+def test_psnr_max_is_above_any_different_photo_below_5_gigapixels():
+    n = 3*5_000_000_000                                           # values of a 5-gigapixel RGB photo
+    assert 10*math.log10(255**2*n) < PSNR_MAX
 
 
 def test_gray_baseline_psnr_by_hand():
@@ -146,7 +165,7 @@ def test_bad_input_is_a_clear_error(xs):
 def test_summarize_edge_cases():
     s = summarize({'psnr': torch.tensor([PSNR_MAX, 20.]), 'ssim': torch.tensor([1., .5]), 'cf_pred': torch.zeros(2),
                    'cf_gt': torch.zeros(2), 'auc': torch.tensor([100., 50.])})
-    assert s == dict(psnr=60., ssim=.75, cf_pred=0., cf_gt=0., cf_ratio=None, auc=75., n=2, psnr_capped=1)
+    assert s == dict(psnr=(PSNR_MAX + 20)/2, ssim=.75, cf_pred=0., cf_gt=0., cf_ratio=None, auc=75., n=2, psnr_capped=1)
 
 
 def test_to_uint8_rounds_and_clips():

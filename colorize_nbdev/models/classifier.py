@@ -112,7 +112,7 @@ def rebalance_weights(prior:Tensor,     # the smoothed distribution p̃ over the
 # %% ../../nbs/07_classification.ipynb #28efa897
 def annealed_mean(logits:Tensor,  # (B,Q,h,w) scores over the bins
                   bins:Tensor,    # bin centres (Q,2)
-                  T:float=0.38,   # temperature: 1 = the mean of the predicted distribution, → 0 = its mode
+                  T:float=0.38,   # temperature: 1 = the mean of the predicted distribution, → 0 = its mode (0.38: the paper's value)
                  )->Tensor:       # (B,2,h,w) ab in Lab units
     "Zhang et al.'s annealed mean: the mean of the predicted distribution re-normalised at temperature T (T = 0: the mode, the most probable bin)."
     if not T >= 0: raise ValueError(f"annealed_mean: the temperature must be >= 0, got {T}")
@@ -160,7 +160,7 @@ class Classifier(nn.Module):
     multiple = 8   # the body divides the resolution by 8; other sizes are padded
     train_defaults = dict(loss='ce', lr=1e-3, size=128, bs=16, pretrained=True)
     def __init__(self, pretrained:bool=False, # ImageNet weights for the body (conv1 summed over RGB)
-                 T:float=0.38,      # annealed-mean temperature used in eval mode (0: the mode)
+                 T:float=1.,        # annealed-mean temperature used in eval mode (1: the mean, 0: the mode; Zhang et al.: 0.38); chosen in lesson 07, section 9
                  debias:float=0.5,  # at decoding, divide the distribution by class_weights**debias (0: as trained, Zhang's decoding)
                  width:int=128,     # channels of the head
                  grid:int=AB_GRID,  # ab bin size (Lab units)

@@ -259,7 +259,7 @@ class UnetColorizer(nn.Module):
     "A U-Net generator on its own (trained with L1): model-scaled L (B,1,H,W) -> model-scaled ab (B,2,H,W) in [-1, 1]."
     train_defaults = dict(lr=1e-3, wd=0., moms=(0.5, 0.5, 0.5), pct_start=0.05, loss='l1', size=128, bs=16, pretrained=False)
     def __init__(self, generator:str='pix2pix', # 'pix2pix' (4x4 convs), 'pix2pix3' (S1's 3x3), 'resnet18' (fastai DynamicUnet)
-                 nf:int=32,            # pix2pix: channels of the first conv (the paper: 64; the generator's step here: 0.40 s at 32, 1.59 s at 64)
+                 nf:int=32,            # pix2pix: channels of the first conv (the paper: 64, about 4x the compute of 32)
                  n_down:int=7,         # pix2pix: stride-2 steps (7: 128 px -> 1x1, 256 px -> 2x2; pix2pix used 8 at 256)
                  dropout:float=0.5,    # pix2pix: dropout in the deepest decoder steps
                  pretrained:bool=False,  # resnet18: ImageNet weights for the encoder (conv1 summed over RGB)

@@ -218,11 +218,9 @@ def fit_sketch(learn,                         # from `sketch_learner`
             done, history = int(ck['epoch']), ck.get('history', {}).get('values', [])
             print(f"fit_sketch: resuming from {ckpt} after epoch {done}")
         cbs = [SketchCheckpoint(ckpt, history)]
-    if done >= epochs:
-        print(f"fit_sketch: {done} epochs done already (of {epochs})")
-        return learn
+    if done >= epochs: print(f"fit_sketch: {done} epochs done already (of {epochs}): nothing to train")
     learn.first_epoch = done
-    try: learn.fit(epochs, lr, cbs=cbs)
+    try: learn.fit(epochs, lr, cbs=cbs)   # with every epoch done, this only puts the run's history back in the Recorder
     finally: learn.first_epoch = 0
     return learn
 
