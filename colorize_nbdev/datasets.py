@@ -510,7 +510,7 @@ def list_images(root:Path)->list[Path]:
 
 def image_reader():
     "`(open_rgb, ImageReadError)` from the data lesson (`colorize_nbdev.data.core`, which imports torch), imported only when needed."
-    try: from colorize_nbdev.data.core import open_rgb, ImageReadError
+    try: from colorize_nbdev.data.photos import open_rgb, ImageReadError
     except ImportError as e:
         raise DatasetError(f"Cannot import colorize_nbdev.data.core ({e}): its dependencies (torch, fastai) are needed to convert photos") from None
     return open_rgb, ImageReadError

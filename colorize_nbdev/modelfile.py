@@ -6,7 +6,8 @@ Docs: https://colorize-nbdev.github.io/colorize-nbdev/modelfile.html.md"""
 
 # %% auto #0
 __all__ = ['MODEL_FORMAT', 'MODEL_VERSION', 'PREP_KEYS', 'PREP_DEFAULTS', 'ARCHS', 'register_arch', 'arch_kwargs', 'build_model',
-           'ModelFileError', 'atomic_save', 'save_model', 'read_model_file', 'load_model', 'model_io', 'predict_ab']
+           'ModelFileError', 'atomic_save', 'save_model', 'read_model_file', 'default_device', 'load_model', 'model_io',
+           'predict_ab']
 
 # %% ../nbs/92_modelfile.ipynb #cfc498e1
 import importlib, os, pickle, warnings
@@ -173,12 +174,15 @@ def read_model_file(path)->dict:
         if not isinstance(obj.get(k), t): raise ModelFileError(path, f"has no valid {k!r} entry (a {t.__name__}): damaged file?")
     return obj
 
-def _default_device():
-    from fastai.torch_core import default_device   # imported here: fastai takes seconds to import
-    return default_device()
+def default_device()->torch.device:
+    "The GPU (CUDA, else Apple MPS) if there is one, else the CPU: fastai's `default_device()` rule, without importing fastai."
+    if torch.cuda.is_available(): return torch.device('cuda')
+    mps = getattr(torch.backends, 'mps', None)
+    if mps is not None and mps.is_available(): return torch.device('mps')
+    return torch.device('cpu')
 
 def load_model(path, device=None)->tuple:
-    "Rebuild the model saved in `path`: `(model, config)`, the model in eval mode on `device` (default: fastai's `default_device()`)."
+    "Rebuild the model saved in `path`: `(model, config)`, the model in eval mode on `device` (default: `default_device()`, the GPU if there is one)."
     obj = read_model_file(path)
     path, arch, config, mod = Path(path).expanduser(), obj['arch'], obj['config'], obj.get('module')
     if arch not in ARCHS and isinstance(mod, str) and (mod == 'colorize_nbdev' or mod.startswith('colorize_nbdev.')):
@@ -197,7 +201,7 @@ def load_model(path, device=None)->tuple:
         raise ModelFileError(path, f"its weights do not fit architecture {arch!r} with config {config}: "
                                    + '; '.join(probs[:5]) + (f' (and {len(probs) - 5} more)' if len(probs) > 5 else ''))
     model.load_state_dict(obj['state_dict'])
-    return model.to(torch.device(device) if device is not None else _default_device()).eval(), config
+    return model.to(torch.device(device) if device is not None else default_device()).eval(), config
 
 # %% ../nbs/92_modelfile.ipynb #1e5a68c2
 def model_io(config:dict|None)->tuple:

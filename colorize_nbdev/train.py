@@ -529,6 +529,7 @@ def colorize_train(
     if device is not None:
         try: device = torch.device(device)
         except (RuntimeError, ValueError) as e: raise CliError(f"--device {device}: {e}") from None
+        if device.type == 'cuda' and not torch.cuda.is_available(): raise CliError(f"--device {device}: no CUDA GPU is available here")
     import_archs()
     if module:
         from colorize_nbdev.cli import _import_module   # shared with colorize-eval and colorize (lazy: cli imports train)
@@ -542,7 +543,8 @@ def colorize_train(
         learn = fit_colorizer(arch, d, o, epochs=epochs, minutes=minutes, size=size, bs=bs, lr=lr, loss=loss,
                               pretrained=True if pretrained else (False if no_pretrained else None), ckpt_dir=ckpt_dir,
                               resume=resume, ckpt_minutes=ckpt_minutes, seed=seed, num_workers=workers, device=device,
-                              amp=not no_amp, arch_kwargs=kw)
+                              amp=not no_amp, arch_kwargs=kw,
+                              progress=sys.stdout.isatty())   # into a log file: the epoch table alone, no redrawn bars
     except (NonFiniteLossError, CheckpointError, FileExistsError, FileNotFoundError, NotADirectoryError, ValueError) as e:
         raise CliError(str(e)) from None
     except RuntimeError as e:

@@ -13,7 +13,7 @@ def test_demo_trains_colorizes_held_out_and_reuses(tmp_path):
     out = tmp_path/'demo'
     out.mkdir()
     (out/'keep.txt').write_text('keep')                                                  # the user's file in --out
-    r = run('colorize-demo', '--out', str(out), '--minutes', '0.05', '--size', '32', '--n', '3')
+    r = run('colorize-demo', '--out', str(out), '--train', '--minutes', '0.05', '--size', '32', '--n', '3')
     assert r.returncode == 0, r.stderr
     assert 'Training the lesson 03 regressor' in r.stdout and 'Traceback' not in r.stderr
     assert '| gray baseline (ab = 0) | 8 |' in r.stdout and '| demo regressor | 8 |' in r.stdout
@@ -30,13 +30,31 @@ def test_demo_trains_colorizes_held_out_and_reuses(tmp_path):
     assert (out/'lab_grid.jpg').stat().st_size > 0 and (out/'demo_model.pth').stat().st_size > 0
     assert (out/'keep.txt').read_text() == 'keep'                                        # left alone
     assert not [p for p in out.iterdir() if p.name.startswith('.')]                     # no temporary model or checkpoint left
-    r2 = run('colorize-demo', '--out', str(out), '--n', '3', '--size', '32')
+    r2 = run('colorize-demo', '--out', str(out), '--train', '--n', '3', '--size', '32')
     assert r2.returncode == 0, r2.stderr
     assert 'Reusing the model trained earlier' in r2.stdout and 'Training' not in r2.stdout
     assert json.loads((out/'report.json').read_text())['scores'] == rep['scores']
     (out/'demo_model.pth').write_bytes((out/'demo_model.pth').read_bytes()[:500])       # a damaged cache: clear error
-    r3 = run('colorize-demo', '--out', str(out), '--n', '3')
+    r3 = run('colorize-demo', '--out', str(out), '--train', '--n', '3')
     assert r3.returncode == 1 and '--retrain' in r3.stderr and 'Traceback' not in r3.stderr
+
+
+def test_demo_shows_the_bundled_model_and_says_where_it_beats_gray(tmp_path):
+    "No training by default: the day-one model on the 8 held-out photos, with a plain verdict naming PSNR, SSIM and AuC."
+    out = tmp_path/'demo'
+    r = run('colorize-demo', '--out', str(out), '--n', '3')
+    assert r.returncode == 0, r.stderr
+    assert 'Training' not in r.stdout and '| day-one model | 8 |' in r.stdout
+    rep = json.loads((out/'report.json').read_text())
+    assert rep['training'] is None and set(rep['beats_gray']) == {'psnr', 'ssim', 'auc'}
+    v = rep['verdict']
+    assert v in r.stdout and all(w in v for w in ('PSNR', 'SSIM', 'AuC', 'Colourfulness ratio'))
+    for k in ('psnr', 'ssim', 'auc'):   # the words follow the numbers
+        better = rep['scores']['model'][k] > rep['scores']['gray'][k]
+        assert (f"({'better' if better else 'not better'})" in v.split(k.upper() if k != 'auc' else 'AuC', 1)[1][:40]), (k, v)
+    assert not (out/'demo_model.pth').exists()
+    r = run('colorize-demo', '--out', str(tmp_path/'y'), '--train', '--model', 'x.pth')
+    assert r.returncode == 1 and 'not both' in r.stderr and 'Traceback' not in r.stderr
 
 
 def test_demo_bad_arguments_are_one_line_errors(tmp_path):

@@ -118,3 +118,39 @@ def test_agrees_with_independent_implementation(tmp_path):
     assert ours['n'] == ref['n'] == 32 and ours['size'] == ref['size'] == 256
     for k, tol in TOL.items(): assert abs(ours[k] - ref[k]) <= tol, (k, ours[k], ref[k])
     assert ind.returncode == 0, ind.stderr                       # the script's own check agrees
+
+
+def test_folder_is_positional_like_colorize(tmp_path):
+    "colorize-eval FOLDER, as colorize takes its inputs; --data still works and scores the same; ambiguity is one line."
+    import json as _json
+    from clitools import run as _run, one_line_error
+    from colorize_nbdev.data.samples import sample_photos
+    import shutil
+    d = tmp_path/'photos'; d.mkdir()
+    for p in sample_photos()[:3]: shutil.copy(p, d/p.name)
+    a = _run('colorize-eval', d, '--gray', '--json', '--size', 64)
+    b = _run('colorize-eval', '--data', d, '--gray', '--json', '--size', 64)
+    assert a.returncode == b.returncode == 0, (a.stderr, b.stderr)
+    assert _json.loads(a.stdout)['psnr'] == _json.loads(b.stdout)['psnr'] and _json.loads(a.stdout)['n'] == 3
+    one_line_error(_run('colorize-eval', d, d, '--gray'), 'one folder')
+    one_line_error(_run('colorize-eval', d, '--data', d, '--gray'), 'not both')
+    if not __import__('torch').cuda.is_available():
+        one_line_error(_run('colorize-eval', d, '--gray', '--device', 'cuda'), '--device cuda', 'no CUDA GPU')
+
+
+def test_a_gray_photo_in_the_folder_is_flagged(tmp_path):
+    "One gray photo moves gray's mean PSNR by many dB: colorize-eval names it instead of scoring it silently."
+    import shutil
+    from PIL import Image
+    from clitools import run as _run
+    from colorize_nbdev.data.samples import sample_photos
+    d = tmp_path/'photos'; d.mkdir()
+    for p in sample_photos()[:3]: shutil.copy(p, d/p.name)
+    Image.open(sample_photos()[3]).convert('L').convert('RGB').save(d/'old_scan.jpg', quality=90)
+    r = _run('colorize-eval', d, '--gray', '--json', '--size', 64)
+    assert r.returncode == 0, r.stderr
+    assert 'old_scan.jpg' in r.stderr and 'no colour' in r.stderr and 'Traceback' not in r.stderr
+    res = json.loads(r.stdout)
+    assert res['n'] == 4 and [Path(p).name for p in res['gray_photos']] == ['old_scan.jpg']
+    clean = json.loads(_run('colorize-eval', d, '--gray', '--json', '--size', 64).stdout)   # same folder: same flag, stable
+    assert clean['gray_photos'] == res['gray_photos']

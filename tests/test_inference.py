@@ -207,3 +207,33 @@ def test_command(plug, model_file, tree, tmp_path):
     one_line_error(run(loose, '--model', tmp_path/'cut.pth', '--out', tmp_path/'o3'), 'cut.pth', 'truncated or corrupt')
     assert not (tmp_path/'o3').exists()
     assert digest(d) == before                                 # (--out an input folder: refused, test_paths_refuse_unsafe_out)
+
+
+@pytest.mark.parametrize('which', ['regressor', 'default'])
+def test_colorize_command_imports_neither_fastai_nor_matplotlib(tmp_path, which):
+    "The inference path stays light: `colorize` on a photo, with a ResNet-18 regressor or the bundled day-one model, loads no fastai, matplotlib or pandas."
+    from colorize_nbdev.modelfile import build_model
+    import colorize_nbdev.models.regressor   # registers 'regressor'
+    args = []
+    if which == 'regressor':
+        m = save_model(build_model('regressor', {'pretrained': False}), tmp_path/'reg.pth', 'regressor', {'pretrained': False, 'size': 64})
+        args = ['--model', m]
+    photo = sample_photos()[0]
+    # PYTHONPROFILEIMPORTTIME: Python lists every module the command imports on stderr ("import time: ... | name")
+    r = run_cli('colorize', photo, *args, '--out', tmp_path/'out', '--render-size', 64, env={'PYTHONPROFILEIMPORTTIME': '1'})
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert (tmp_path/'out'/f'{photo.stem}.png').is_file()
+    mods = {l.rsplit('|', 1)[-1].strip() for l in r.stderr.splitlines() if l.startswith('import time:')}
+    assert 'colorize_nbdev.inference' in mods and 'torchvision' in mods, sorted(mods)[:20]   # the listing is real
+    assert not {m.split('.')[0] for m in mods} & {'fastai', 'matplotlib', 'pandas'}, sorted(m for m in mods if m.startswith(('fastai', 'matplotlib', 'pandas')))
+
+
+def test_render_size_defaults_to_the_model_files_training_size_and_is_bounded(plug, model_file, tmp_path):
+    "The model file records its training size (64 here): colorize renders at twice that unless told; absurd sizes are one line."
+    from colorize_nbdev.inference import default_render_size, MAX_RENDER
+    assert default_render_size({'size': 64}) == 128 and default_render_size({}) == 256 and default_render_size(None) == 256
+    photo = sample_photos()[1]
+    r = run(photo, '--model', model_file, '--out', tmp_path/'a', '--module', 'cz_test_infer_arch', plugdir=plug[0])
+    assert r.returncode == 0 and '(render size 128)' in r.stdout, (r.stdout, r.stderr)
+    r = run(photo, '--model', model_file, '--out', tmp_path/'b', '--module', 'cz_test_infer_arch', '--render-size', 5000, plugdir=plug[0])
+    one_line_error(r, '--render-size', str(MAX_RENDER))

@@ -159,3 +159,9 @@ print(json.dumps(dict(file={PKG}.__file__, dist=str(dist.locate_file("")), mods=
     assert Path(res['dist']).resolve().is_relative_to(venv.resolve()), res['dist']
     declared = sorted([g, n, t] for g, eps in declared_entry_points().items() for n, t in eps.items())
     assert sorted(res['eps']) == declared
+
+def test_wheel_ships_the_day_one_model_and_stays_small(built, names):
+    "`colorize` with no --model needs the bundled model and its card inside the wheel; fp16 keeps the wheel small."
+    _, _, whl = built
+    assert {f'{PKG}/weights/dayone.pth', f'{PKG}/weights/dayone.json'} <= names
+    assert whl.stat().st_size < 25e6, f'{whl.name}: {whl.stat().st_size/1e6:.1f} MB'

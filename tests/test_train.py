@@ -214,3 +214,21 @@ def test_amp_mode_bf16_only_where_native(cap, want, monkeypatch):
     monkeypatch.setattr(torch.cuda, 'is_bf16_supported', lambda including_emulation=True: True)
     assert T.amp_mode('cuda') == want and T.amp_mode(torch.device('cuda:0'), True) == want
     assert T.amp_mode('cuda', amp=False) is None and T.amp_mode('cpu') is None
+
+
+def test_command_into_a_log_file_prints_the_epoch_table_not_progress_bars(photos, tmp_path):
+    "colorize-train > train.log: one header and one row per epoch, no redrawn bars (carriage returns, bar glyphs)."
+    T.import_archs()
+    if 'regressor' not in T.ARCHS: pytest.skip('colorize_nbdev.models has no regressor yet')
+    r = run('colorize-train', '--arch', 'regressor', '--data', str(photos), '--out', str(tmp_path/'r.pth'), '--epochs', '2',
+            '--size', '32', '--bs', '4', '--no-pretrained', '--workers', '0')
+    assert r.returncode == 0, r.stderr
+    assert '\r' not in r.stdout + r.stderr and '█' not in r.stdout + r.stderr
+    rows = [l.split() for l in r.stdout.splitlines() if l.split() and l.split()[0] in ('0', '1')]
+    assert len(rows) == 2 and 'train_loss' in r.stdout
+
+
+def test_device_cuda_without_a_gpu_is_one_line(photos, tmp_path):
+    if torch.cuda.is_available(): pytest.skip('a CUDA GPU is present')
+    one_line_error(run('colorize-train', '--arch', 'regressor', '--data', str(photos), '--out', str(tmp_path/'r.pth'),
+                       '--device', 'cuda'), '--device cuda', 'no CUDA GPU')

@@ -1,0 +1,147 @@
+#!/usr/bin/env python
+"""Train, score and package the day-one colorizer that ships inside the wheel (`colorize` with no `--model`).
+
+    colorize-data devphotos --dest ~/.cache/colorize-nbdev/devphotos     # the 186 development photos (Debian packages)
+    python benchmarks/train_dayone.py --photos ~/.cache/colorize-nbdev/devphotos/images --epochs 60
+
+What it does, all recorded in the model card (`colorize_nbdev/weights/dayone.json`):
+1. the scene split: the test set is the 32 photos bundled with the package plus every development photo of the same
+   scene (same subject name: `windmill1` and `windmill7` are one scene), so no near-duplicate of a test photo is trained on;
+   `--exclude-subject animals` also moves every photo of that kind of subject to the test set (the "unseen subjects" runs);
+2. training: `fit_colorizer('timm_unet', ...)` (EfficientNet-Lite0 encoder, ImageNet weights from PyPI, L1 loss), a fixed
+   number of epochs so the run does the same work on any machine;
+3. scoring: `colorize-eval` on the test photos, the model and the gray baseline, at 256 px (the course's evaluation size);
+4. packaging: the weights in fp16 (`--out`, default the package's `weights/dayone.pth`) and the card.
+"""
+import argparse, hashlib, json, os, platform, re, shutil, subprocess, sys, tempfile, time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SUBJECTS = {   # --exclude-subject NAME: the photos of that kind, by the folders their source packages keep them in
+    'animals': re.compile(r'(animals|fishes|erase__)'),
+    'monuments': re.compile(r'(monuments|wonders)'),
+}
+
+
+def scene(name:str)->str:
+    "The scene a development photo shows: its subject name without numbers (`..._windmill7.jpg` -> `windmill`)."
+    stem = Path(name).stem.split('__')[-1]
+    return re.sub(r'[^a-z]', '', stem.split('_')[-1].lower()) or stem
+
+
+def split(photos:list, bundled:list, exclude:list)->tuple:
+    "(train, test) paths: the bundled photos, their scenes, and the excluded subjects' photos are the test set."
+    names = {p.name for p in bundled}
+    held_scenes = {scene(n) for n in names}
+    test = [p for p in photos if p.name in names or scene(p.name) in held_scenes or any(SUBJECTS[s].search(p.name) for s in exclude)]
+    train = [p for p in photos if p not in test]
+    return train, test
+
+
+def colorize_eval(args:list)->dict:
+    "The scores `colorize-eval ARGS --json` prints (without the folder and model paths, which are this machine's)."
+    exe = shutil.which('colorize-eval', path=str(Path(sys.executable).parent)) or 'colorize-eval'
+    r = subprocess.run([exe, *map(str, args), '--json'], capture_output=True, text=True)
+    if r.returncode: sys.exit(f"colorize-eval failed: {r.stderr.strip()}")
+    return {k: v for k, v in json.loads(r.stdout).items() if k not in ('data', 'colorizer')}
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    ap.add_argument('--photos', type=Path, required=True, help='the development photos (colorize-data devphotos ... /images)')
+    ap.add_argument('--epochs', type=int, default=60)
+    ap.add_argument('--exclude-subject', action='append', default=[], choices=sorted(SUBJECTS))
+    ap.add_argument('--out', type=Path, default=ROOT/'colorize_nbdev'/'weights'/'dayone.pth')
+    ap.add_argument('--record-into', type=Path, default=None,
+                    help="with --exclude-subject: also record this run's scores on that subject in the card CARD.json (its 'unseen_subjects')")
+    ap.add_argument('--work', type=Path, default=Path('runs')/'dayone', help='checkpoints and the test-set folder')
+    a = ap.parse_args(argv)
+    import torch
+    from colorize_nbdev.data.photos import find_images
+    from colorize_nbdev.data.samples import sample_photos
+    from colorize_nbdev.modelfile import read_model_file, atomic_save
+    from colorize_nbdev.train import fit_colorizer, train_defaults
+    import colorize_nbdev.models.pretrained  # noqa: F401  (registers timm_unet)
+    photos, bundled = find_images(a.photos), sample_photos()
+    missing = sorted({p.name for p in bundled} - {p.name for p in photos})
+    if missing: sys.exit(f"--photos {a.photos}: the bundled photos must be among the development photos; missing {missing[:3]}")
+    train, test = split(photos, bundled, a.exclude_subject)
+    import csv
+    from importlib.resources import files
+    ref = {r['file']: r['reference_sha256'] for r in csv.DictReader(open(str(files('colorize_nbdev')/'data'/'devphotos.csv')))}
+    same = sum(hashlib.sha256(p.read_bytes()).hexdigest() == ref.get(p.name) for p in photos)
+    print(f"{same} of {len(photos)} photos are byte for byte the ones `colorize-data devphotos` rebuilds", flush=True)
+    a.work.mkdir(parents=True, exist_ok=True)
+    test_dir = a.work/'test'
+    shutil.rmtree(test_dir, ignore_errors=True); test_dir.mkdir()
+    for p in test: os.symlink(p.resolve(), test_dir/p.name)
+    subject = [p for p in test if any(SUBJECTS[s].search(p.name) for s in a.exclude_subject)]
+    if subject:   # the unseen-subject runs are scored on the excluded subject's photos alone
+        subject_dir = a.work/'subject'
+        shutil.rmtree(subject_dir, ignore_errors=True); subject_dir.mkdir()
+        for p in subject: os.symlink(p.resolve(), subject_dir/p.name)
+    print(f"{len(photos)} photos: {len(train)} to train on, {len(test)} held out ({len(bundled)} bundled + their scenes"
+          + (f" + subjects {', '.join(a.exclude_subject)}" if a.exclude_subject else '') + ")", flush=True)
+    model_fp32 = a.work/'dayone_fp32.pth'
+    spent = a.work/'train_seconds.json'   # training time over every session of this run (it resumes after an interruption)
+    before = json.loads(spent.read_text())['seconds'] if spent.exists() else 0.
+    t0 = time.time()
+    learn = fit_colorizer('timm_unet', train, model_fp32, epochs=a.epochs, resume=True, valid_pct=0.1, seed=42)
+    seconds = before + learn.report.get('seconds', time.time() - t0)
+    spent.write_text(json.dumps({'seconds': seconds}))
+    obj = read_model_file(model_fp32)
+    obj['state_dict'] = {k: (v.half() if v.is_floating_point() else v) for k, v in obj['state_dict'].items()}
+    a.out.parent.mkdir(parents=True, exist_ok=True)
+    atomic_save(obj, a.out)
+    # scored: the fp16 file users get
+    scores = {'gray': colorize_eval(['--data', test_dir, '--gray']), 'dayone': colorize_eval(['--data', test_dir, '--model', a.out])}
+    # the bundled photos alone (all in the test set): anyone can re-score these from the wheel (tests/test_pretrained.py does)
+    from colorize_nbdev.data.samples import sample_dir
+    scores['bundled'] = dict(gray=colorize_eval(['--data', sample_dir(), '--gray']), dayone=colorize_eval(['--data', sample_dir(), '--model', a.out]))
+    if subject:
+        scores['subject'] = dict(photos=len(subject), gray=colorize_eval(['--data', subject_dir, '--gray']),
+                                 dayone=colorize_eval(['--data', subject_dir, '--model', a.out]))
+    card = dict(
+        model=a.out.name, arch='timm_unet', config=obj['config'], stored='fp16 weights (loaded into an fp32 model)',
+        sha256=hashlib.sha256(a.out.read_bytes()).hexdigest(), bytes=a.out.stat().st_size,
+        data=dict(source='the 186 development photos (colorize-data devphotos; licences in its manifest)',
+                  n_train=len(train), n_test=len(test), match_devphotos_manifest=f"{same} of {len(photos)}", split=split.__doc__, exclude_subject=a.exclude_subject,
+                  test_files=sorted(p.name for p in test)),
+        training=dict(command='python benchmarks/train_dayone.py ' + ' '.join(sys.argv[1:] if argv is None else argv),
+                      defaults=train_defaults('timm_unet'), epochs=a.epochs, iterations=learn.report.get('iterations'),
+                      last_epoch={k: learn.report.get(k) for k in ('train_loss', 'valid_loss', 'psnr', 'cf_ratio')},
+                      seconds=round(seconds), machine=dict(cpu=_cpu(), threads=torch.get_num_threads(),
+                      python=platform.python_version(), torch=str(torch.__version__))),
+        scores=dict(evaluated_with='colorize-eval --json at 256 px centre crops', **scores),
+    )
+    card_path = a.out.with_suffix('.json')
+    card_path.write_text(json.dumps(card, indent=1) + '\n')
+    zoo_p = a.out.parent/'zoo.json'   # the package's model registry: its bundled entry must name this file's hash
+    if zoo_p.exists():
+        zoo = json.loads(zoo_p.read_text())
+        for e in zoo['models']:
+            if e.get('bundled') and e['file'] == a.out.name:
+                e.update(sha256=card['sha256'], bytes=card['bytes'], trained=card['training']['command'], card=card_path.name)
+        zoo_p.write_text(json.dumps(zoo, indent=1) + '\n')
+    if a.record_into and subject:
+        main_card = json.loads(a.record_into.read_text())
+        runs = [r for r in main_card.get('unseen_subjects', []) if r['exclude_subject'] != a.exclude_subject]
+        runs.append(dict(exclude_subject=a.exclude_subject, n_train=len(train), command=card['training']['command'],
+                         epochs=a.epochs, seconds=round(seconds), **scores['subject']))
+        main_card['unseen_subjects'] = runs
+        a.record_into.write_text(json.dumps(main_card, indent=1) + '\n')
+    if subject: g, m = scores['subject']['gray'], scores['subject']['dayone']
+    else: g, m = scores['gray'], scores['dayone']
+    print(f"gray   PSNR {g['psnr']:.2f} AuC {g['auc']:.2f}\ndayone PSNR {m['psnr']:.2f} AuC {m['auc']:.2f} CF ratio {m.get('cf_ratio')}"
+          f"\n{a.out} ({a.out.stat().st_size/1e6:.1f} MB), card {card_path}; {seconds/60:.1f} min of training", flush=True)
+
+
+def _cpu()->str:
+    try:
+        for l in Path('/proc/cpuinfo').read_text().splitlines():
+            if l.startswith('model name'): return l.split(':', 1)[1].strip()
+    except OSError: pass
+    return platform.machine()
+
+
+if __name__ == '__main__': main()

@@ -1,0 +1,127 @@
+"""Lesson 09: ImageNet weights that install from PyPI, the timm U-Net, and the day-one model shipped in the package."""
+import hashlib, json, os, subprocess, sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from colorize_nbdev.models.pretrained import OFFLINE_WEIGHTS, imagenet_classifier, offline_state, timm_unet
+from colorize_nbdev.models.regressor import PretrainedWeightsError
+from colorize_nbdev.inference import default_model
+from colorize_nbdev.data.samples import sample_photos, sample_dir
+from colorize_nbdev.modelfile import load_model, read_model_file
+
+from clitools import one_line_error, run
+
+OFFLINE = {'http_proxy': 'http://127.0.0.1:9', 'https_proxy': 'http://127.0.0.1:9', 'HTTP_PROXY': 'http://127.0.0.1:9',
+           'HTTPS_PROXY': 'http://127.0.0.1:9', 'HF_HUB_OFFLINE': '1', 'no_proxy': '', 'NO_PROXY': ''}
+
+
+def _top1(net, img:np.ndarray)->tuple:
+    x = torch.tensor(img).permute(2, 0, 1).float()[None]/255
+    x = F.interpolate(x, size=224, mode='bilinear', antialias=True)
+    cfg = net.pretrained_cfg
+    x = (x - torch.tensor(cfg['mean']).view(1, 3, 1, 1))/torch.tensor(cfg['std']).view(1, 3, 1, 1)
+    with torch.no_grad(): p = net(x).softmax(1)[0]
+    return int(p.argmax()), float(p.max())
+
+
+def test_offline_weights_are_imagenet_weights():
+    "Not only do they load: the network classifies known photos (ImageNet 281-285 are cats, 967 is espresso)."
+    from skimage import data
+    net = imagenet_classifier()
+    cls, _ = _top1(net, data.chelsea())
+    assert 281 <= cls <= 285, cls
+    cls, p = _top1(net, data.coffee())
+    assert cls == 967 and p > 0.5, (cls, p)
+    # and a network with the same tensors paired wrongly would not: random weights do not find the cat
+    torch.manual_seed(0)
+    import timm
+    rnd = timm.create_model('efficientnet_lite0', pretrained=False).eval()
+    assert not 281 <= _top1(rnd, data.chelsea())[0] <= 285
+
+
+def test_unknown_offline_encoder_is_one_clear_error():
+    with pytest.raises(PretrainedWeightsError, match='no offline ImageNet weights'): offline_state('resnet50')
+    assert 'efficientnet_lite0' in OFFLINE_WEIGHTS
+
+
+def test_timm_unet_any_size_starts_gray_and_holds_imagenet_encoder():
+    m = timm_unet(pretrained=True).eval()
+    with torch.no_grad(): y = m(torch.rand(1, 1, 45, 77)*2 - 1)
+    assert y.shape == (1, 2, 45, 77) and y.abs().max() == 0   # zero head: the untrained model is the gray baseline
+    ref = offline_state()
+    enc = m.encoder.state_dict()
+    shared = [k for k in enc if k in ref]
+    assert len(shared) > 100 and all(torch.equal(enc[k], ref[k]) for k in shared)
+    scratch = timm_unet(pretrained=False)
+    assert not torch.equal(scratch.encoder.conv_stem.weight, ref['conv_stem.weight'])
+
+
+def test_online_encoder_without_network_fails_with_one_line():
+    "Another timm backbone with pretrained=True downloads; offline that is one clear error naming the offline choice."
+    code = ("from colorize_nbdev.models.pretrained import timm_unet\nfrom colorize_nbdev.models.regressor import PretrainedWeightsError\n"
+            "try: timm_unet('resnet18', pretrained=True)\nexcept PretrainedWeightsError as e: print('ERR', e)\n")
+    r = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, timeout=300, env={**os.environ, **OFFLINE})
+    assert 'ERR' in r.stdout and 'efficientnet_lite0' in r.stdout, (r.stdout, r.stderr[-2000:])
+
+
+def test_training_a_timm_unet_moves_it_off_gray(tmp_path):
+    "A few steps through the course's training loop: the model file loads and no longer predicts gray."
+    from colorize_nbdev.train import fit_colorizer
+    l = fit_colorizer('timm_unet', sample_photos()[:8], tmp_path/'t.pth', epochs=2, size=64, bs=4, progress=False, verbose=False,
+                      valid_pct=0.25)
+    net, cfg = load_model(tmp_path/'t.pth', device='cpu')
+    assert cfg['pretrained'] is False and cfg['size'] == 64   # loading never downloads; the training size is recorded
+    with torch.no_grad(): y = net(torch.rand(1, 1, 64, 64)*2 - 1)
+    assert y.abs().max() > 0
+
+
+# ---------------------------------------------------------------- the day-one model in the package
+
+@pytest.fixture(scope='module')
+def card():
+    return json.loads(default_model().with_suffix('.json').read_text())
+
+
+def test_bundled_model_matches_its_card(card):
+    p = default_model()
+    assert p.is_file() and p.stat().st_size == card['bytes'] < 12e6
+    assert hashlib.sha256(p.read_bytes()).hexdigest() == card['sha256']
+    obj = read_model_file(p)
+    assert obj['arch'] == 'timm_unet' and obj['config']['pretrained'] is False
+    assert {v.dtype for v in obj['state_dict'].values() if v.is_floating_point()} == {torch.float16}   # stored compactly
+    # the split it records: every bundled photo held out, none trained on
+    assert {p.name for p in sample_photos()} <= set(card['data']['test_files'])
+    assert card['data']['n_train'] + card['data']['n_test'] == 186
+
+
+def test_bundled_model_scores_what_its_card_says(card):
+    "Re-measured from the package alone on the bundled photos (all held out): the card's figures, not better or worse."
+    from colorize_nbdev.metrics import evaluate, model_colorizer
+    res = evaluate(sample_photos(), model_colorizer(*load_model(default_model(), device='cpu')), size=256, baseline=True)
+    want = card['scores']['bundled']
+    for k in ('psnr', 'auc', 'cf_ratio'):
+        assert abs(res[k] - want['dayone'][k]) < 0.05, (k, res[k], want['dayone'][k])
+    assert abs(res['baseline']['psnr'] - want['gray']['psnr']) < 0.01
+
+
+def test_colorize_without_model_works_offline(tmp_path):
+    "The installed package alone: no --model, no network."
+    photo = sample_photos()[3]
+    r = run('colorize', photo, '--out', tmp_path/'out', env=OFFLINE)
+    assert r.returncode == 0, r.stderr
+    out = Image.open(tmp_path/'out'/f'{photo.stem}.png')
+    src = Image.open(photo)
+    assert out.size == src.size and out.mode == 'RGB'
+    a = np.asarray(out).astype(int)
+    assert np.abs(a[..., 0] - a[..., 2]).mean() > 1   # colour, not gray
+
+
+def test_colorize_device_cuda_without_gpu_is_one_line(tmp_path):
+    if torch.cuda.is_available(): pytest.skip('a CUDA GPU is present')
+    r = run('colorize', sample_photos()[0], '--out', tmp_path/'o', '--device', 'cuda')
+    one_line_error(r, '--device cuda', 'no CUDA GPU')
