@@ -210,11 +210,10 @@ def colorize_demo(
 _dumps = json.dumps   # `colorize_eval` has a parameter named `json`
 
 def _import_module(name):
-    "Import module `name` (from the current folder too), for the architectures it registers."
-    sys.path.insert(0, os.getcwd())
-    try: importlib.import_module(name)
-    except Exception as e: raise CliError(f"--module {name}: cannot import it ({type(e).__name__}: {e})") from None
-    finally: sys.path.remove(os.getcwd())
+    "`--module NAME` of the console scripts: `modelfile.import_arch_module`, its failure as one line (`CliError`)."
+    from colorize_nbdev.modelfile import import_arch_module
+    try: import_arch_module(name)
+    except ImportError as e: raise CliError(str(e)) from None
 
 @call_parse
 def colorize_eval(

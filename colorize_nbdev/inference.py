@@ -297,8 +297,10 @@ def colorize_cli(
         except (RuntimeError, ValueError) as e: raise CliError(f"--device {device}: {e}") from None
         if device.type == 'cuda' and not torch.cuda.is_available(): raise CliError(f"--device {device}: no CUDA GPU is available here")
     from colorize_nbdev.modelfile import ModelFileError, load_model
-    from colorize_nbdev.cli import _import_module
-    if module: _import_module(module)
+    from colorize_nbdev.modelfile import import_arch_module
+    if module:
+        try: import_arch_module(module)
+        except ImportError as e: raise CliError(str(e)) from None
     try: model = resolve_model(model or 'dayone')
     except ZooError as e: raise CliError(str(e)) from None
     try: net, config = load_model(model, device=device)

@@ -6,8 +6,8 @@ Docs: https://colorize-nbdev.github.io/colorize-nbdev/modelfile.html.md"""
 
 # %% auto #0
 __all__ = ['MODEL_FORMAT', 'MODEL_VERSION', 'PREP_KEYS', 'PREP_DEFAULTS', 'ARCHS', 'register_arch', 'arch_kwargs', 'build_model',
-           'ModelFileError', 'atomic_save', 'save_model', 'read_model_file', 'default_device', 'load_model', 'model_io',
-           'predict_ab']
+           'ModelFileError', 'atomic_save', 'save_model', 'read_model_file', 'import_arch_module', 'default_device',
+           'load_model', 'model_io', 'predict_ab']
 
 # %% ../nbs/92_modelfile.ipynb #cfc498e1
 import importlib, os, pickle, warnings
@@ -173,6 +173,14 @@ def read_model_file(path)->dict:
     for k, t in (('arch', str), ('config', dict), ('state_dict', dict)):
         if not isinstance(obj.get(k), t): raise ModelFileError(path, f"has no valid {k!r} entry (a {t.__name__}): damaged file?")
     return obj
+
+def import_arch_module(name:str):
+    "Import module `name` (the current folder is searched too) for the architectures it registers; one-line `ImportError` if it can't be."
+    import sys
+    sys.path.insert(0, os.getcwd())
+    try: importlib.import_module(name)
+    except Exception as e: raise ImportError(f"--module {name}: cannot import it ({type(e).__name__}: {e})") from None
+    finally: sys.path.remove(os.getcwd())
 
 def default_device()->torch.device:
     "The GPU (CUDA, else Apple MPS) if there is one, else the CPU: fastai's `default_device()` rule, without importing fastai."

@@ -532,8 +532,9 @@ def colorize_train(
         if device.type == 'cuda' and not torch.cuda.is_available(): raise CliError(f"--device {device}: no CUDA GPU is available here")
     import_archs()
     if module:
-        from colorize_nbdev.cli import _import_module   # shared with colorize-eval and colorize (lazy: cli imports train)
-        _import_module(module)
+        from colorize_nbdev.modelfile import import_arch_module
+        try: import_arch_module(module)
+        except ImportError as e: raise CliError(str(e)) from None
     if arch not in ARCHS: raise CliError(f"--arch {arch}: unknown architecture; registered: {', '.join(sorted(ARCHS)) or 'none'}")
     own = train_defaults(arch)['loss']
     if loss is not None and loss not in LOSSES and loss != own:

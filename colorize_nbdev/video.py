@@ -410,8 +410,10 @@ def _pick_model(model:str|None)->Path:
 def _load(model:str|None, device, module:str|None):
     "(model, config) for the CLIs, `CliError` on a bad file."
     from colorize_nbdev.modelfile import ModelFileError, load_model
-    from colorize_nbdev.cli import _import_module
-    if module: _import_module(module)
+    from colorize_nbdev.modelfile import import_arch_module
+    if module:
+        try: import_arch_module(module)
+        except ImportError as e: raise CliError(str(e)) from None
     path = _pick_model(model)
     try: return load_model(path, device=device)
     except (ModelFileError, FileNotFoundError, IsADirectoryError) as e: raise CliError(str(e)) from None
