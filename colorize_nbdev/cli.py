@@ -19,6 +19,7 @@ from PIL import Image
 
 from .color import rgb_to_lab, lab_to_rgb
 from .data.samples import sample_batch, sample_photos
+from .modelfile import device_arg
 
 # %% ../nbs/91_cli.ipynb #2232ea1e
 def _rgb_u8(x):
@@ -123,7 +124,7 @@ def colorize_demo(
     out:str='demo_out',   # folder for the results (created; other files in it are left alone)
     minutes:float=0.5,    # CPU training budget (not used when a model this command trained earlier is reused)
     size:int=64,          # training crop size in pixels
-    render_size:int=None, # short side the model sees when colorizing (default: 2 x its training size, the scale it trained at)
+    render_size:int=None, # short side the model sees when colorizing (default: as colorize, 2 x the training size its model file records)
     train:bool=False,     # train lesson 03's regressor from scratch for --minutes instead of showing the bundled day-one model
     retrain:bool=False,   # with --train: train a new model even if OUT/demo_model.pth exists
     model:str=None,       # show this model file instead of the bundled day-one model
@@ -146,7 +147,7 @@ def colorize_demo(
         warnings.filterwarnings('ignore', message='.*torch.jit.script.* is deprecated', category=FutureWarning)
         from colorize_nbdev.modelfile import ModelFileError, load_model
         from colorize_nbdev.train import fit_colorizer, import_archs
-        from colorize_nbdev.inference import colorize_paths
+        from colorize_nbdev.inference import colorize_paths, default_render_size
         from colorize_nbdev.metrics import metrics_table
     import_archs()
     mp, info_p = out/DEMO_MODEL, out/'demo_model.json'
@@ -186,7 +187,7 @@ def colorize_demo(
         net, cfg = load_model(mp, device='cpu')
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter('always', UserWarning)
-        render_size = render_size or 2*int(cfg.get('size') or size)
+        render_size = render_size or default_render_size(cfg)
         rep = colorize_paths(net, cfg, held, out/'held_out', render_size=render_size, bs=1)
     for w in caught: print(f"warning: {w.message}", file=sys.stderr)
     res, gray = _score_full_res(rep['written'])
@@ -242,10 +243,8 @@ def colorize_eval(
     if out is not None:
         o = Path(out).expanduser()
         if o.resolve() == d.resolve(): raise CliError(f"--out {o} is the --data folder: predictions must go to another folder")
-    if device is not None:
-        try: device = torch.device(device)
-        except (RuntimeError, ValueError) as e: raise CliError(f"--device {device}: {e}") from None
-        if device.type == 'cuda' and not torch.cuda.is_available(): raise CliError(f"--device {device}: no CUDA GPU is available here")
+    try: device = device_arg(device)
+    except ValueError as e: raise CliError(str(e)) from None
     # imported here, not at the top: they load fastai (seconds), which colorize-demo and argument errors don't need;
     # fastai's warning that torch.jit.script is deprecated is not the user's concern
     with warnings.catch_warnings():

@@ -24,7 +24,7 @@ from PIL.PngImagePlugin import PngInfo
 
 from .color import rgb_to_lab, lab_to_rgb, lab_in_gamut, norm_l, denorm_l, denorm_ab
 from .data.photos import IMAGE_EXTS, ImageReadError, find_images, open_rgb, warn_skipped
-from .modelfile import model_io, predict_ab
+from .modelfile import model_io, predict_ab, device_arg
 
 # %% ../nbs/94_inference.ipynb #ce94d7cf
 MULTIPLE = 32   # model input sides are multiples of this (ResNet bodies halve the size 5 times)
@@ -292,12 +292,9 @@ def colorize_cli(
     if render_size is not None and not MULTIPLE <= render_size <= MAX_RENDER:
         raise CliError(f"--render-size must be between {MULTIPLE} and {MAX_RENDER} pixels, got {render_size}")
     if bs is not None and bs < 1: raise CliError(f"--bs must be at least 1, got {bs}")
-    if device is not None:
-        try: device = torch.device(device)
-        except (RuntimeError, ValueError) as e: raise CliError(f"--device {device}: {e}") from None
-        if device.type == 'cuda' and not torch.cuda.is_available(): raise CliError(f"--device {device}: no CUDA GPU is available here")
-    from colorize_nbdev.modelfile import ModelFileError, load_model
-    from colorize_nbdev.modelfile import import_arch_module
+    try: device = device_arg(device)
+    except ValueError as e: raise CliError(str(e)) from None
+    from colorize_nbdev.modelfile import ModelFileError, load_model, import_arch_module
     if module:
         try: import_arch_module(module)
         except ImportError as e: raise CliError(str(e)) from None

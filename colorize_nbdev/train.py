@@ -32,7 +32,7 @@ with warnings.catch_warnings():   # fastai 2.8 calls torch.jit.script at import,
 
 from .color import lab_norm_to_rgb, SPACES
 from .metrics import psnr, colorfulness, to_uint8
-from .modelfile import ARCHS, register_arch, build_model, save_model, load_model, _is_model_file, atomic_save
+from .modelfile import ARCHS, register_arch, build_model, save_model, load_model, _is_model_file, atomic_save, device_arg
 
 # %% ../nbs/93_train.ipynb #8df74f8d
 def import_archs()->list:
@@ -526,10 +526,8 @@ def colorize_train(
     if not d.is_dir(): raise CliError(f"--data {d} is not a folder (give the folder that holds the photos)")
     try: o = _check_out(out)
     except FileExistsError as e: raise CliError(f"--out {e}") from None
-    if device is not None:
-        try: device = torch.device(device)
-        except (RuntimeError, ValueError) as e: raise CliError(f"--device {device}: {e}") from None
-        if device.type == 'cuda' and not torch.cuda.is_available(): raise CliError(f"--device {device}: no CUDA GPU is available here")
+    try: device = device_arg(device)
+    except ValueError as e: raise CliError(str(e)) from None
     import_archs()
     if module:
         from colorize_nbdev.modelfile import import_arch_module

@@ -22,6 +22,7 @@ from PIL import Image
 
 from .color import rgb_to_lab
 from .inference import MULTIPLE, prepare, recombine, run_model, _check_config, _model_device
+from .modelfile import device_arg
 
 # %% ../nbs/08_tools.ipynb #c6d045bd
 SMOOTH = 0.8   # the default temporal smoothing strength (colorize-video --smooth; section 4)
@@ -409,8 +410,7 @@ def _pick_model(model:str|None)->Path:
 
 def _load(model:str|None, device, module:str|None):
     "(model, config) for the CLIs, `CliError` on a bad file."
-    from colorize_nbdev.modelfile import ModelFileError, load_model
-    from colorize_nbdev.modelfile import import_arch_module
+    from colorize_nbdev.modelfile import ModelFileError, load_model, import_arch_module
     if module:
         try: import_arch_module(module)
         except ImportError as e: raise CliError(str(e)) from None
@@ -444,9 +444,8 @@ def colorize_video_cli(
     if render_size < MULTIPLE: raise CliError(f"--render-size must be at least {MULTIPLE} pixels, got {render_size}")
     if not 0 <= crf <= 51: raise CliError(f"--crf must be between 0 and 51, got {crf}")
     if max_frames is not None and max_frames < 1: raise CliError(f"--max-frames must be at least 1, got {max_frames}")
-    if device is not None:
-        try: device = torch.device(device)
-        except (RuntimeError, ValueError) as e: raise CliError(f"--device {device}: {e}") from None
+    try: device = device_arg(device)
+    except ValueError as e: raise CliError(str(e)) from None
     try:
         info = probe_video(input)
         _check_out(Path(input).expanduser(), Path(out).expanduser(), overwrite)

@@ -33,13 +33,6 @@ def cache_dir()->Path:
     return Path(os.environ.get('XDG_CACHE_HOME') or Path.home()/'.cache')/'colorize-nbdev'/'models'
 
 # %% ../nbs/99_zoo.ipynb #be569eb8
-def _sha256(p:Path)->str:
-    import hashlib
-    h = hashlib.sha256()
-    with open(p, 'rb') as f:
-        for b in iter(lambda: f.read(1 << 20), b''): h.update(b)
-    return h.hexdigest()
-
 def resolve_model(spec:str|Path, zoo:dict|None=None, quiet:bool=False)->Path:
     "The model file for `spec`: a path to a model file, or a registry name (downloaded and verified once, then cached)."
     p = Path(spec).expanduser()
@@ -53,9 +46,9 @@ def resolve_model(spec:str|Path, zoo:dict|None=None, quiet:bool=False)->Path:
         f = Path(str(files('colorize_nbdev')/'weights'/e['file']))
         if not f.is_file(): raise ZooError(f"the bundled model {s!r} is missing from the package ({f}): reinstall colorize-nbdev")
         return f
-    from colorize_nbdev.datasets import download, Expected, DatasetError, ChecksumError
+    from colorize_nbdev.datasets import download, digests, Expected, DatasetError, ChecksumError
     dest = cache_dir()/s/e['file']
-    if dest.is_file() and _sha256(dest) == e['sha256']: return dest   # downloaded before, and still what the registry says
+    if dest.is_file() and digests(dest, quiet=True)['sha256'] == e['sha256']: return dest   # downloaded before, and still what the registry says
     errors = []
     with contextlib.redirect_stdout(sys.stderr):   # progress and messages on stderr: stdout may be JSON (colorize-eval --json)
         for url in e.get('urls') or []:

@@ -19,9 +19,11 @@ def run(*args, cwd=None, env=None):
     return subprocess.run(c, capture_output=True, text=True, cwd=cwd, env=e, timeout=300)
 
 
-def one_line_error(r, *words):
-    "The command failed with exit status 1 and a one-line message containing `words`, no traceback."
+def one_line_error(r, *words, after_progress:bool=False):
+    """The command failed with exit status 1 and a one-line message containing `words`, no traceback.
+    `after_progress`: download progress lines may come before that line (it must then be the last one)."""
     assert r.returncode == 1, (r.returncode, r.stdout, r.stderr)
     lines = [l for l in r.stderr.strip().splitlines() if l.strip()]
-    assert len(lines) == 1 and 'Traceback' not in r.stderr, r.stderr
-    assert all(w in lines[0] for w in words), lines[0]
+    assert lines and 'Traceback' not in r.stderr, r.stderr
+    if not after_progress: assert len(lines) == 1, r.stderr
+    assert all(w in lines[-1] for w in words), lines[-1]

@@ -6,15 +6,7 @@ import pytest
 
 from colorize_nbdev.data.samples import sample_photos
 from colorize_nbdev.zoo import load_zoo, resolve_model
-from clitools import run
-
-
-def one_line_error(r, *words):
-    "Failed with exit status 1; stderr ends with one line naming the problem (download progress above it is fine), no traceback."
-    assert r.returncode == 1, (r.returncode, r.stdout, r.stderr)
-    assert 'Traceback' not in r.stderr, r.stderr
-    last = r.stderr.strip().splitlines()[-1]
-    assert all(w in last for w in words), last
+from clitools import one_line_error, run
 
 
 @pytest.fixture
@@ -56,9 +48,9 @@ def test_named_model_downloads_once_verifies_and_colorizes(served):
 def test_mismatch_offline_and_unknown_are_one_line(served):
     env, seen, tmp = served
     photo = sample_photos()[2]
-    one_line_error(run('colorize', photo, '--model', 'tampered', '--out', tmp/'o', env=env), "'tampered'", 'does not match')
+    one_line_error(run('colorize', photo, '--model', 'tampered', '--out', tmp/'o', env=env), "'tampered'", 'does not match', after_progress=True)
     assert not [p for p in (tmp/'cache').rglob('t.pth*')]            # nothing left that could be loaded later
-    one_line_error(run('colorize', photo, '--model', 'gone', '--out', tmp/'o', env=env), "'gone'", 'offline?')
+    one_line_error(run('colorize', photo, '--model', 'gone', '--out', tmp/'o', env=env), "'gone'", 'offline?', after_progress=True)
     one_line_error(run('colorize', photo, '--model', 'remot', '--out', tmp/'o', env=env), "unknown model 'remot'", 'remote')
     one_line_error(run('colorize', photo, '--model', 'mine/none.pth', '--out', tmp/'o', env=env), 'no such model file')
     r = run('colorize', '--list-models', env=env)
