@@ -60,7 +60,10 @@ def _rgb_in(x, fn, check=True):
         raise TypeError(f"{fn}: expected RGB as uint8 in [0,255] or float in [0,1], got dtype {x.dtype}")
     if check: _check_range(x, -RANGE_TOL, 1 + RANGE_TOL, fn, 'float RGB',
                            ' (0..255 floats? divide by 255, or pass a uint8 tensor)')
-    return x.to(_work_dtype(x)).clamp(0, 1), unbatched
+    x = x.to(_work_dtype(x))
+    # clamp into [0,1]; with autograd, values exactly at 0 or 1 keep their gradient (torch's clamp gives them 0)
+    if x.requires_grad: return torch.where((x >= 0) & (x <= 1), x, x.detach().clamp(0, 1)), unbatched
+    return x.clamp(0, 1), unbatched
 
 # %% ../nbs/00_color.ipynb #5428134c
 @functools.lru_cache(maxsize=None)
@@ -153,11 +156,11 @@ def _lab_in(lab, fn, check=True):
     return lab, unbatched
 
 def _lab_to_linear_px(lab):
-    "(b,3,n) Lab -> (b,3,n) linear RGB, not clipped."
+    "(b,3,n) Lab -> (b,3,n) linear RGB, not clipped. Like scikit-image, f(Z) is clipped at 0 (b > 200·f(Y): no light has negative Z)."
     L, a, b = lab.unbind(1)
     fy = (L + 16)/116
     _, minv, _, _ = _lab_mats(lab.dtype, lab.device)
-    return torch.matmul(minv, _finv(torch.stack([fy + a/500, fy, fy - b/200], 1)))
+    return torch.matmul(minv, _finv(torch.stack([fy + a/500, fy, (fy - b/200).clamp_min(0)], 1)))
 
 def _encode(lin, clip):
     "Linear RGB -> sRGB; clipped to [0,1], or sign-symmetric extended sRGB when `clip=False`."

@@ -189,3 +189,45 @@ def test_blocks_work_in_forked_worker():
     got = q.get(timeout=60)
     p.join(10)
     torch.testing.assert_close(torch.from_numpy(got), ref, atol=1e-4, rtol=1e-5)
+
+
+def test_gradient_at_cube_edges_is_one_sided_derivative():
+    "Channels exactly at 0 or 1 get the derivative from inside the cube (a plain clamp would give them 0)."
+    import torch
+    from colorize_nbdev.color import rgb_to_lab, rgb_to_yuv
+    edge = torch.tensor([0., 1., 0.5], dtype=torch.float64).view(1, 3, 1, 1)
+    for ch, f in [(c, lambda t, c=c: rgb_to_lab(t)[:, c]) for c in range(3)] + [(c, lambda t, c=c: rgb_to_yuv(t)[:, c]) for c in range(3)]:
+        x = edge.clone().requires_grad_()
+        f(x).sum().backward()
+        h = 1e-7
+        fd = torch.stack([(f(edge + h*d*torch.eye(3, dtype=torch.float64)[i].view(1, 3, 1, 1)) - f(edge)).sum()/(h*d)
+                          for i, d in enumerate((1, -1, 1))])
+        assert (x.grad.flatten() - fd).abs().max() <= 1e-4*max(1., fd.abs().max().item()), (ch, x.grad.flatten(), fd)
+        assert x.grad[0, 0].abs().item() > 0 or fd[0].abs().item() < 1e-9   # the channel at 0 is not cut off
+
+
+def test_gradient_outside_cube_is_zero():
+    "Values a little outside [0,1] (within the tolerance) are clamped: no gradient pushes them further."
+    import torch
+    from colorize_nbdev.color import rgb_to_lab
+    x = torch.tensor([-0.01, 1.01, 0.5], dtype=torch.float64).view(1, 3, 1, 1).requires_grad_()
+    rgb_to_lab(x)[:, 0].sum().backward()
+    assert x.grad[0, 0].item() == 0 and x.grad[0, 1].item() == 0 and x.grad[0, 2].item() != 0
+
+
+def test_out_of_gamut_lab_matches_scikit_image():
+    "Random Lab values, most out of gamut and many with negative f(Z): lab_to_rgb equals skimage's lab2rgb."
+    import warnings
+    import numpy as np, torch
+    from skimage import color as skcolor
+    from colorize_nbdev.color import lab_to_rgb, lab_in_gamut
+    g = torch.Generator().manual_seed(1)
+    lab = torch.stack([torch.rand(10000, generator=g)*100, torch.rand(10000, generator=g)*300 - 150,
+                       torch.rand(10000, generator=g)*400 - 200]).reshape(3, 100, 100).double()
+    assert (~lab_in_gamut(lab)).float().mean() > 0.5
+    assert ((lab[0] + 16)/116 - lab[2]/200 < 0).any()
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')
+        ref = skcolor.lab2rgb(lab.permute(1, 2, 0).numpy())
+    for t in (lab, lab.float()):
+        assert np.abs(lab_to_rgb(t).permute(1, 2, 0).double().numpy() - ref).max() < 1e-4   # scikit-image rounds the constant κ/116 to 7.787: about 2e-6 apart
