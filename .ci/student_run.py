@@ -3,7 +3,7 @@
 into an empty folder, and run every cell top to bottom on a CPU ("Run all" on Colab or Kaggle without a GPU:
 nbdev's `#| slow` / `#| cuda` / `eval: false` flags are ignored). Fails if any cell of any lesson fails.
 
-    python .ci/student_run.py [--jobs N] [--timeout S] [nbs/03_regressor.ipynb ...]   (default: every lesson nbs/[0-8]*.ipynb)
+    python .ci/student_run.py [--jobs N] [--timeout S] [nbs/03_regressor.ipynb ...]   (default: every lesson, nbs/0_*.ipynb and nbs/[0-8][0-9]_*.ipynb)
 
 What is real and what is not:
 - the wheel is built from the files a fresh clone has (tracked + untracked-not-ignored), installed with --no-deps
@@ -75,11 +75,11 @@ def run_lesson(py: Path, nb: Path, tmp: Path, timeout: int) -> tuple:
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    ap.add_argument('lessons', nargs='*', help='notebooks (default: the lessons, nbs/[0-8]*.ipynb)')
+    ap.add_argument('lessons', nargs='*', help='notebooks (default: the lessons, nbs/0_*.ipynb and nbs/[0-8][0-9]_*.ipynb)')
     ap.add_argument('--jobs', type=int, default=len(os.sched_getaffinity(0)))
     ap.add_argument('--timeout', type=int, default=600, help='seconds per cell')
     a = ap.parse_args()
-    lessons = [Path(p).resolve() for p in a.lessons] or sorted(ROOT.glob('nbs/[0-8][0-9]_*.ipynb'))
+    lessons = [Path(p).resolve() for p in a.lessons] or sorted(ROOT.glob('nbs/0_*.ipynb')) + sorted(ROOT.glob('nbs/[0-8][0-9]_*.ipynb'))
     with tempfile.TemporaryDirectory(prefix='student-run-') as d:
         tmp = Path(d)
         py = fresh_venv(tmp)

@@ -8,10 +8,15 @@ What it does, all recorded in the model card (`colorize_nbdev/weights/dayone.jso
 1. the scene split: the test set is the 32 photos bundled with the package plus every development photo of the same
    scene (same subject name: `windmill1` and `windmill7` are one scene), so no near-duplicate of a test photo is trained on;
    `--exclude-subject animals` also moves every photo of that kind of subject to the test set (the "unseen subjects" runs);
-2. training: `fit_colorizer('timm_unet', ...)` (EfficientNet-Lite0 encoder, ImageNet weights from PyPI, L1 loss), a fixed
-   number of epochs so the run does the same work on any machine;
-3. scoring: `colorize-eval` on the test photos, the model and the gray baseline, at 256 px (the course's evaluation size);
-4. packaging: the weights in fp16 (`--out`, default the package's `weights/dayone.pth`) and the card.
+2. training: `fit_colorizer(ARCH, ...)` (default `timm_classifier`: EfficientNet-Lite0 encoder with ImageNet weights from
+   PyPI, lesson 07's colour classes and rebalanced cross-entropy; `--arch timm_unet` for the L1 U-Net), a fixed number of
+   epochs so the run does the same work on any machine;
+3. for a classifier, the annealed-mean temperature T: every T of `--temps` is scored on the validation photos (the 10 %
+   of the training photos that `fit_colorizer` held out), and the rule below picks one; the test photos play no part.
+   Rule: the highest validation PSNR among the T whose validation CF ratio is at least 0.75; if none reaches 0.75, the
+   most colourful T. The whole curve (validation and test) goes into the card: lesson 09 draws it;
+4. scoring: `colorize-eval` on the test photos, the model and the gray baseline, at 256 px (the course's evaluation size);
+5. packaging: the weights in fp16 (`--out`, default the package's `weights/dayone.pth`) and the card.
 """
 import argparse, hashlib, json, os, platform, re, shutil, subprocess, sys, tempfile, time
 from pathlib import Path
@@ -50,6 +55,9 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     ap.add_argument('--photos', type=Path, required=True, help='the development photos (colorize-data devphotos ... /images)')
     ap.add_argument('--epochs', type=int, default=60)
+    ap.add_argument('--arch', default='timm_classifier', choices=['timm_classifier', 'timm_unet'])
+    ap.add_argument('--temps', default='0.2,0.3,0.38,0.5,0.7,1.0', help='annealed-mean temperatures to choose from (classifier)')
+    ap.add_argument('--min-cf', type=float, default=0.75, help='the rule for T: best validation PSNR with at least this CF ratio')
     ap.add_argument('--exclude-subject', action='append', default=[], choices=sorted(SUBJECTS))
     ap.add_argument('--out', type=Path, default=ROOT/'colorize_nbdev'/'weights'/'dayone.pth')
     ap.add_argument('--record-into', type=Path, default=None,
@@ -86,13 +94,40 @@ def main(argv=None):
     spent = a.work/'train_seconds.json'   # training time over every session of this run (it resumes after an interruption)
     before = json.loads(spent.read_text())['seconds'] if spent.exists() else 0.
     t0 = time.time()
-    learn = fit_colorizer('timm_unet', train, model_fp32, epochs=a.epochs, resume=True, valid_pct=0.1, seed=42)
+    learn = fit_colorizer(a.arch, train, model_fp32, epochs=a.epochs, resume=True, valid_pct=0.1, seed=42)
     seconds = before + learn.report.get('seconds', time.time() - t0)
     spent.write_text(json.dumps({'seconds': seconds}))
     obj = read_model_file(model_fp32)
     obj['state_dict'] = {k: (v.half() if v.is_floating_point() else v) for k, v in obj['state_dict'].items()}
     a.out.parent.mkdir(parents=True, exist_ok=True)
     atomic_save(obj, a.out)
+    curve = None
+    if 'T' in obj['config']:   # a classifier: choose its temperature on the validation photos
+        from colorize_nbdev.metrics import evaluate, model_colorizer
+        from colorize_nbdev.modelfile import load_model
+        valid = [Path(f) for f in learn.dls.valid.dataset.files]
+        temps = [float(t) for t in a.temps.split(',')]
+        net, config = load_model(a.out, device='cpu')
+        curve = {'temps': temps, 'valid': [], 'test': [], 'valid_files': sorted(p.name for p in valid)}
+        sets = {'valid': valid, 'test': test} | ({'subject': subject} if subject else {})
+        for name, files in sets.items():
+            g = evaluate(files, None, size=256)
+            curve.setdefault('gray', {})[name] = {k: g[k] for k in ('psnr', 'ssim', 'auc', 'cf_ratio', 'n')}
+            curve[name] = []
+            for t in temps:
+                net.T = t
+                r = evaluate(files, model_colorizer(net, config), size=256)
+                curve[name].append({k: r[k] for k in ('psnr', 'ssim', 'auc', 'cf_ratio')})
+                print(f"T={t:<5} {name:8} PSNR {r['psnr']:.2f} (gray {g['psnr']:.2f})  AuC {r['auc']:.2f} (gray {g['auc']:.2f})  "
+                      f"CF ratio {r['cf_ratio']:.2f}", flush=True)
+        ok = [i for i, r in enumerate(curve['valid']) if r['cf_ratio'] >= a.min_cf]
+        best = (max(ok, key=lambda i: curve['valid'][i]['psnr']) if ok
+                else max(range(len(temps)), key=lambda i: curve['valid'][i]['cf_ratio']))
+        curve['rule'] = f"highest validation PSNR with validation CF ratio >= {a.min_cf}; if none, the highest CF ratio"
+        curve['chosen'] = temps[best]
+        obj['config']['T'] = temps[best]
+        atomic_save(obj, a.out)
+        print(f"chosen T = {temps[best]}", flush=True)
     # scored: the fp16 file users get
     scores = {'gray': colorize_eval(['--data', test_dir, '--gray']), 'dayone': colorize_eval(['--data', test_dir, '--model', a.out])}
     # the bundled photos alone (all in the test set): anyone can re-score these from the wheel (tests/test_pretrained.py does)
@@ -102,18 +137,19 @@ def main(argv=None):
         scores['subject'] = dict(photos=len(subject), gray=colorize_eval(['--data', subject_dir, '--gray']),
                                  dayone=colorize_eval(['--data', subject_dir, '--model', a.out]))
     card = dict(
-        model=a.out.name, arch='timm_unet', config=obj['config'], stored='fp16 weights (loaded into an fp32 model)',
+        model=a.out.name, arch=obj['arch'], config=obj['config'], stored='fp16 weights (loaded into an fp32 model)',
         sha256=hashlib.sha256(a.out.read_bytes()).hexdigest(), bytes=a.out.stat().st_size,
         data=dict(source='the 186 development photos (colorize-data devphotos; licences in its manifest)',
                   n_train=len(train), n_test=len(test), match_devphotos_manifest=f"{same} of {len(photos)}", split=split.__doc__, exclude_subject=a.exclude_subject,
                   test_files=sorted(p.name for p in test)),
         training=dict(command='python benchmarks/train_dayone.py ' + ' '.join(sys.argv[1:] if argv is None else argv),
-                      defaults=train_defaults('timm_unet'), epochs=a.epochs, iterations=learn.report.get('iterations'),
+                      defaults=train_defaults(a.arch), epochs=a.epochs, iterations=learn.report.get('iterations'),
                       last_epoch={k: learn.report.get(k) for k in ('train_loss', 'valid_loss', 'psnr', 'cf_ratio')},
                       seconds=round(seconds), machine=dict(cpu=_cpu(), threads=torch.get_num_threads(),
                       python=platform.python_version(), torch=str(torch.__version__))),
         scores=dict(evaluated_with='colorize-eval --json at 256 px centre crops', **scores),
     )
+    if curve: card['temperature'] = curve
     card_path = a.out.with_suffix('.json')
     card_path.write_text(json.dumps(card, indent=1) + '\n')
     zoo_p = a.out.parent/'zoo.json'   # the package's model registry: its bundled entry must name this file's hash
@@ -127,7 +163,8 @@ def main(argv=None):
         main_card = json.loads(a.record_into.read_text())
         runs = [r for r in main_card.get('unseen_subjects', []) if r['exclude_subject'] != a.exclude_subject]
         runs.append(dict(exclude_subject=a.exclude_subject, n_train=len(train), command=card['training']['command'],
-                         epochs=a.epochs, seconds=round(seconds), **scores['subject']))
+                         arch=obj['arch'], epochs=a.epochs, seconds=round(seconds), **scores['subject'],
+                         **({'temperature': curve} if curve else {})))
         main_card['unseen_subjects'] = runs
         a.record_into.write_text(json.dumps(main_card, indent=1) + '\n')
     if subject: g, m = scores['subject']['gray'], scores['subject']['dayone']

@@ -6,7 +6,7 @@ Docs: https://colorize-nbdev.github.io/colorize-nbdev/course.html.md"""
 
 # %% auto #0
 __all__ = ['DRIVE', 'KAGGLE_WORKING', 'in_colab', 'in_kaggle', 'has_gpu', 'gpu_name', 'runs_dir', 'data_dir', 'Recipe',
-           'need_gpu', 'check']
+           'need_gpu', 'check', 'shell']
 
 # %% ../nbs/96_course.ipynb #c5c27035
 import os, sys
@@ -99,3 +99,17 @@ def check(answer, expected, tol:float=0)->bool|None:
     except (ValueError, TypeError): ok = False   # a shape that does not match, or something that is not a number
     print(('Correct!' if ok else 'Not quite.') + f' Expected {np.asarray(expected).tolist()}, you said {np.asarray(answer).tolist()}.')
     return ok
+
+# %% ../nbs/96_course.ipynb #a9c99ad1
+def shell(*args, check:bool=True)->str:
+    "Run one of the package's commands (`shell('colorize', 'photo.jpg', '--out', 'out')`), print it and its output; the output."
+    import shlex, shutil, subprocess
+    args = [str(a) for a in args]
+    exe = Path(sys.executable).parent/args[0]
+    exe = str(exe) if exe.exists() else (shutil.which(args[0]) or args[0])
+    print('$ ' + ' '.join(shlex.quote(a) for a in args), flush=True)
+    r = subprocess.run([exe, *args[1:]], capture_output=True, text=True)
+    out = (r.stdout + r.stderr).strip()
+    if out: print(out)
+    if check and r.returncode: raise RuntimeError(f"{args[0]} exited with status {r.returncode} (its message is above)")
+    return out

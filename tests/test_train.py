@@ -232,3 +232,33 @@ def test_device_cuda_without_a_gpu_is_one_line(photos, tmp_path):
     if torch.cuda.is_available(): pytest.skip('a CUDA GPU is present')
     one_line_error(run('colorize-train', '--arch', 'regressor', '--data', str(photos), '--out', str(tmp_path/'r.pth'),
                        '--device', 'cuda'), '--device cuda', 'no CUDA GPU')
+
+
+def test_fine_tuning_starts_from_the_init_file(photos, tmp_path):
+    "init=MODEL: the run starts from that file's weights and constructor options; arch=None takes the file's architecture."
+    T.fit_colorizer('test-train-tiny', photos, tmp_path/'a.pth', epochs=1, size=32, bs=4, arch_kwargs=dict(hidden=6), **CPU)
+    seen = {}
+    class Grab(Callback):
+        def before_fit(self): seen['w'] = {k: v.detach().clone() for k, v in self.learn.model.state_dict().items()}
+    learn = T.fit_colorizer(None, photos, tmp_path/'b.pth', init=tmp_path/'a.pth', epochs=1, size=32, bs=4, cbs=[Grab()], **CPU)
+    start = load_model(tmp_path/'a.pth', device='cpu')[0].state_dict()
+    assert all(torch.equal(seen['w'][k], v) for k, v in start.items())          # the first step starts from a.pth's weights
+    net, cfg = load_model(tmp_path/'b.pth', device='cpu')
+    assert cfg['hidden'] == 6 and learn.report['arch'] == 'test-train-tiny'
+    assert not all(torch.equal(net.state_dict()[k], v) for k, v in start.items())   # and it trained
+    with pytest.raises(ValueError, match="is a 'test-train-tiny' model; fine-tuning keeps the architecture"):
+        T.fit_colorizer('regressor', photos, tmp_path/'c.pth', init=tmp_path/'a.pth', epochs=1, **CPU)
+    with pytest.raises(ValueError, match='give arch, or init'): T.fit_colorizer(None, photos, tmp_path/'c.pth', epochs=1, **CPU)
+
+
+def test_colorize_train_init_by_name_and_its_errors(photos, tmp_path):
+    "colorize-train --init NAME|FILE: the architecture comes from the model; a wrong --arch, a bad name or file is one line."
+    def err(**kw):
+        with pytest.raises(CliError) as e: T.colorize_train(**{'data': str(photos), 'out': str(tmp_path/'m.pth'), **kw})
+        return str(e.value)
+    assert err(init='nosuchmodel').startswith('--init nosuchmodel: unknown model')
+    assert 'not --arch regressor; leave --arch out' in err(init='dayone', arch='regressor')
+    notes = tmp_path/'notes.pth'; notes.write_text('mine')
+    assert 'notes.pth' in err(init=str(notes))
+    assert err() == '--arch is required (e.g. regressor), or --init MODEL to fine-tune a model'
+    assert not (tmp_path/'m.pth').exists() and notes.read_text() == 'mine'

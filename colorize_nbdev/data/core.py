@@ -28,6 +28,7 @@ with warnings.catch_warnings():   # fastai 2.8 calls torch.jit.script at import,
     from fastai.torch_core import default_device, defaults
 from ..color import rgb_to_lab, rgb_to_lab_norm, lab_norm_to_rgb
 from .photos import IMAGE_EXTS, ImageReadError, find_images, open_rgb, warn_skipped, _to_rgb
+from .samples import center_crop_resize
 
 # %% ../../nbs/01_data.ipynb #574503e6
 def random_resized_box(w:int, h:int, # size of the photo
@@ -115,8 +116,9 @@ class PhotoDataset(torch.utils.data.Dataset):
 
     def __getitem__(self, i):
         img, failed = self.read(i)
-        if self.train: box, flip = random_resized_box(*img.size, self.min_scale, self.ratio), self.flip and random.random() < 0.5
-        else: box, flip = center_box(*img.size), False
+        if not self.train:   # the course's one centre crop: validation scores the pixels `evaluate` and `colorize-eval` score
+            return to_uint8_tensor(center_crop_resize(img, self.size)), torch.tensor(failed)
+        box, flip = random_resized_box(*img.size, self.min_scale, self.ratio), self.flip and random.random() < 0.5
         return crop_resize(img, box, self.size, flip), torch.tensor(failed)
 
 # %% ../../nbs/01_data.ipynb #db61178f
@@ -336,7 +338,7 @@ def make_sketch_pairs(photos, # image paths, or a folder of them
     for p, o in zip(photos, outs):
         try: img = open_rgb(p)
         except ImageReadError as e: bad.append(e); continue
-        c = to_pil(crop_resize(img, center_box(*img.size), size))
+        c = center_crop_resize(img, size)
         pair = Image.new('RGB', (2*size, size))
         pair.paste(c, (0, 0)); pair.paste(pencil_sketch(c).convert('RGB'), (size, 0))
         pair.save(o)

@@ -168,17 +168,22 @@ class Classifier(nn.Module):
                  sigma:float=5.,    # Gaussian width (Lab units) of the soft encoding and of the prior's smoothing
                  k:int=5):          # soft encoding over the k nearest bins
         super().__init__()
+        Q = self._init_bins(T, debias, grid, lam, sigma, k)
+        self.body = nn.Sequential(*list(resnet18_1ch(pretrained).children())[:6])   # conv1 .. layer2: 128 ch at 1/8
+        self.head8 = conv_bn_relu(128, width)                       # at 1/8
+        self.head4 = nn.Sequential(conv_bn_relu(width + 64, width), conv_bn_relu(width, width))   # at 1/4, with layer1's features
+        self.classify = nn.Conv2d(width, Q, 1)
+
+    def _init_bins(self, T, debias, grid, lam, sigma, k)->int:
+        "The bins, the prior and the rebalancing weights as buffers, and the decoding settings; the number of bins Q. (A subclass with another network calls this, then builds its own `_logits`: lesson 09's `TimmClassifier`.)"
         self.T, self.debias, self.grid, self.lam, self.sigma, self.k = T, debias, grid, lam, sigma, k
         bins = ab_bins(grid)
         Q = len(bins)
         self.register_buffer('bins', bins)                          # (Q,2) ab bin centres, Lab units
         self.register_buffer('prior', torch.full((Q,), 1/Q))        # p̃ of the training photos (set by `training_parts`)
         self.register_buffer('class_weights', torch.ones(Q))        # rebalancing weights (set by `training_parts`)
-        self.body = nn.Sequential(*list(resnet18_1ch(pretrained).children())[:6])   # conv1 .. layer2: 128 ch at 1/8
-        self.head8 = conv_bn_relu(128, width)                       # at 1/8
-        self.head4 = nn.Sequential(conv_bn_relu(width + 64, width), conv_bn_relu(width, width))   # at 1/4, with layer1's features
-        self.classify = nn.Conv2d(width, Q, 1)
         self.keep_logits, self.last_logits = False, None
+        return Q
 
     def _logits(self, x:Tensor)->Tensor:
         "Logits at 1/4 of `x` (already padded to a multiple of 8)."

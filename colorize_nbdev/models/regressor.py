@@ -80,6 +80,7 @@ def s4_head(ni:int=128)->nn.Sequential:
 class Regressor(nn.Module):
     "S4's colorizer done right: model-scaled L (B,1,H,W) -> model-scaled ab (B,2,H,W) from ResNet-18's first 6 children and an upsampling head."
     multiple = 8   # the body divides the resolution by 8; other sizes are padded
+    train_defaults = dict(pretrained=True)   # what `fit_colorizer` changes from TRAIN_DEFAULTS for this model (lesson 93)
     def __init__(self, pretrained:bool=False, # ImageNet weights for the body (conv1 summed over RGB)
                  tanh:bool=False):            # bound the output to [-1, 1] with tanh
         super().__init__()
@@ -96,6 +97,7 @@ class Regressor(nn.Module):
 class UnetRegressor(nn.Module):
     "U-Net on a one-channel ResNet-18 body (fastai `DynamicUnet`): model-scaled L (B,1,H,W) -> model-scaled ab (B,2,H,W)."
     multiple = 32   # the encoder divides the resolution by 32; other sizes are padded
+    train_defaults = dict(pretrained=True)
     def __init__(self, pretrained:bool=False,    # ImageNet weights for the encoder (conv1 summed over RGB)
                  tanh:bool=False,                # bound the output to [-1, 1] with tanh
                  self_attention:bool=False,      # fastai's self-attention in the decoder
