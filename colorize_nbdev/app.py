@@ -255,6 +255,7 @@ def colorize_app(
     device:str=None,      # cpu, cuda, ... (default: the GPU if there is one)
 ):
     "Start the colorize web app (gradio): upload photos or a short clip, see before and after, download the results."
+    from colorize_nbdev.data.photos import plain_warnings; plain_warnings()   # `Warning: ...`, not Python's file:line format
     if not 0 < port < 65536: raise CliError(f"--port must be between 1 and 65535, got {port}")
     if model is not None and not Path(model).expanduser().exists(): raise CliError(f"--model {model}: no such file or folder")
     if model is not None and not _choices([model]): raise CliError(f"--model {model}: no model file found there; train one with colorize-train, or give --model FILE")

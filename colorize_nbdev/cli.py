@@ -133,6 +133,7 @@ def colorize_demo(
     seed:int=42,          # training seed
 ):
     "Offline demo on the bundled sample photos: colorize 8 held-out photos with the bundled day-one model (or `--train` a small regressor on the CPU), score them against gray and say plainly where the model beats gray and where not."
+    from colorize_nbdev.data.photos import plain_warnings; plain_warnings()   # `Warning: ...`, not Python's file:line format
     train_files, held = demo_split()
     if not 1 <= n <= len(held): raise CliError(f"--n must be between 1 and {len(held)} (the held-out photos), got {n}")
     if size < 16: raise CliError(f"--size must be at least 16 pixels, got {size}")
@@ -230,6 +231,7 @@ def colorize_eval(
     device:str=None,  # cpu, cuda, mps, ... (default: the GPU if there is one)
 ):
     "Score the gray baseline or a saved model on a folder of photos: PSNR, SSIM, colourfulness and AuC, means over photos."
+    from colorize_nbdev.data.photos import plain_warnings; plain_warnings()   # `Warning: ...`, not Python's file:line format
     if len(folder) > 1: raise CliError(f"give one folder of photos to score, got {len(folder)}: {' '.join(folder)}")
     if folder and data is not None: raise CliError("give the folder once: as an argument or with --data, not both")
     data = folder[0] if folder else data

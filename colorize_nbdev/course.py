@@ -6,7 +6,7 @@ Docs: https://colorize-nbdev.github.io/colorize-nbdev/course.html.md"""
 
 # %% auto #0
 __all__ = ['DRIVE', 'KAGGLE_WORKING', 'in_colab', 'in_kaggle', 'has_gpu', 'gpu_name', 'runs_dir', 'data_dir', 'Recipe',
-           'need_gpu', 'check', 'shell']
+           'need_gpu', 'check', 'shell', 'show_images']
 
 # %% ../nbs/96_course.ipynb #c5c27035
 import os, sys
@@ -113,3 +113,20 @@ def shell(*args, check:bool=True)->str:
     if out: print(out)
     if check and r.returncode: raise RuntimeError(f"{args[0]} exited with status {r.returncode} (its message is above)")
     return out
+
+# %% ../nbs/96_course.ipynb #971d5141
+def show_images(ims, titles=None, size:float=2.2, cmaps=None):
+    "Show images in one row: PIL, (H,W,3) arrays or (3,H,W) tensors as photos; 2-D arrays in gray, or centred on 0 where `cmaps[i]='ab'`."
+    import numpy as np, matplotlib.pyplot as plt
+    ims = list(ims)
+    fig, axs = plt.subplots(1, len(ims), figsize=(size*len(ims), size), squeeze=False)
+    for i, (ax, im) in enumerate(zip(axs[0], ims)):
+        if hasattr(im, 'permute'): im = im.detach().cpu().permute(1, 2, 0).numpy() if im.ndim == 3 else im.detach().cpu().numpy()
+        im = np.asarray(im)
+        cm = (cmaps or [None]*len(ims))[i]
+        if im.ndim == 3: ax.imshow(im)
+        elif cm == 'ab': v = float(np.abs(im).max()) or 1.; ax.imshow(im, cmap='RdBu_r', vmin=-v, vmax=v)
+        else: ax.imshow(im, cmap='gray')
+        ax.set_axis_off()
+        if titles: ax.set_title(titles[i], fontsize=9)
+    plt.tight_layout(); plt.show()

@@ -2076,6 +2076,7 @@ def dataset_cli(name:str, argv:list|None=None, prog:str|None=None)->int:
 
 def colorize_data():
     "Entry point of the `colorize-data` console script."
+    from colorize_nbdev.data.photos import plain_warnings; plain_warnings()   # `Warning: ...`, not Python's file:line format
     sys.exit(cli())
 
 # %% ../nbs/95_datasets.ipynb #2a6bb420

@@ -282,6 +282,7 @@ def colorize_cli(
     list_models:bool=False, # list the model names --model accepts, and exit
 )->int: # exit status: 0 all written, 3 some inputs failed (the rest written); errors exit 1
     "Colorize photos at their own resolution with a saved model: writes OUT/<name>.png for every input photo."
+    from colorize_nbdev.data.photos import plain_warnings; plain_warnings()   # `Warning: ...`, not Python's file:line format
     from colorize_nbdev.zoo import ZooError, resolve_model, list_models as _list_models
     if list_models:
         try: print(_list_models())

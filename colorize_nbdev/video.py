@@ -439,6 +439,7 @@ def colorize_video_cli(
     overwrite:bool=False, # replace an existing OUT
 )->int:
     "Colour a black-and-white video with a saved model: every frame keeps its own L; frame count, size, rate and audio are kept."
+    from colorize_nbdev.data.photos import plain_warnings; plain_warnings()   # `Warning: ...`, not Python's file:line format
     if out is None: raise CliError("--out is required: the video file to write")
     if not 0 <= smooth < 1: raise CliError(f"--smooth must be in [0, 1) (0: no smoothing), got {smooth}")
     if render_size < MULTIPLE: raise CliError(f"--render-size must be at least {MULTIPLE} pixels, got {render_size}")

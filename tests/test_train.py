@@ -262,3 +262,31 @@ def test_colorize_train_init_by_name_and_its_errors(photos, tmp_path):
     assert 'notes.pth' in err(init=str(notes))
     assert err() == '--arch is required (e.g. regressor), or --init MODEL to fine-tune a model'
     assert not (tmp_path/'m.pth').exists() and notes.read_text() == 'mine'
+
+
+def test_help_names_every_architecture_and_real_defaults(capsys):
+    "colorize-train --help lists the registered architectures and no fastcore placeholders; --defaults prints an architecture's."
+    T.import_archs()
+    ours = sorted(a for a in T.ARCHS if not a.startswith('test-'))
+    assert sorted(a.strip() for a in T.ARCH_NAMES.split(',')) == ours
+    r = run('colorize-train', '--help')
+    assert r.returncode == 0
+    assert '(str)' not in r.stdout and '(int)' not in r.stdout and 'default: False' not in r.stdout and 'TRAIN_DEFAULTS' not in r.stdout
+    d = T.colorize_train(arch='template', defaults=True)
+    assert d == T.train_defaults('template') and d['size'] == 64
+    assert 'size         64' in capsys.readouterr().out
+
+
+def test_too_few_readable_photos_is_one_line_and_warnings_are_plain(tmp_path):
+    "A folder where one photo is readable: the skipped files as one plain warning, then one line saying why, exit status 1."
+    from colorize_nbdev.data.samples import sample_photos
+    d = tmp_path/'ph'; d.mkdir()
+    (d/'ok.jpg').write_bytes(sample_photos()[0].read_bytes())
+    for i in range(4): (d/f'bad{i}.jpg').write_text('not a photo')
+    r = run_cli('colorize-train', '--arch', 'template', '--data', d, '--out', tmp_path/'m.pth', '--epochs', 1, '--size', 32,
+                env={'OMP_NUM_THREADS': '1'})   # warnings on, as a user sees them
+    assert r.returncode == 1 and 'Traceback' not in r.stderr, r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert lines[0] == 'Warning: Skipped 4 photos that could not be read:' and '.py:' not in r.stderr
+    assert 'only 1 of 5 photos can be used' in lines[-1] and 'training needs at least one of each' in lines[-1]
+    assert not (tmp_path/'m.pth').exists()
