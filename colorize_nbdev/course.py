@@ -114,7 +114,7 @@ def shell(*args, check:bool=True)->str:
     if check and r.returncode: raise RuntimeError(f"{args[0]} exited with status {r.returncode} (its message is above)")
     return out
 
-# %% ../nbs/96_course.ipynb #971d5141
+# %% ../nbs/96_course.ipynb #c4c1c625
 def show_images(ims, titles=None, size:float=2.2, cmaps=None):
     "Show images in one row: PIL, (H,W,3) arrays or (3,H,W) tensors as photos; 2-D arrays in gray, or centred on 0 where `cmaps[i]='ab'`."
     import numpy as np, matplotlib.pyplot as plt

@@ -7,8 +7,8 @@ Docs: https://colorize-nbdev.github.io/colorize-nbdev/train.html.md"""
 # %% auto #0
 __all__ = ['TRAIN_DEFAULTS', 'HUBER_DELTA', 'LOSSES', 'CKPT_FORMAT', 'CKPT_VERSION', 'CKPT_NAME', 'RUN_KEYS', 'ARCH_NAMES',
            'import_archs', 'train_defaults', 'PSNRMetric', 'CFRatio', 'CheckpointError', 'load_checkpoint',
-           'NonFiniteLossError', 'ColorLearner', 'TrainState', 'amp_mode', 'ChannelsLast', 'ToYUV', 'fit_colorizer',
-           'colorize_train']
+           'NonFiniteLossError', 'ColorLearner', 'TrainState', 'amp_mode', 'KeepBNStats', 'ChannelsLast', 'ToYUV',
+           'fit_colorizer', 'colorize_train']
 
 # %% ../nbs/93_train.ipynb #6de39fcf
 import importlib, inspect, math, os, pkgutil, random, sys, time, warnings
@@ -330,6 +330,13 @@ class _TableLogger:
         if not self.started: print('  '.join(f"{n:>10}" for n in self.names)); self.started = True
         print('  '.join(f"{v:>10.4f}" if isinstance(v, float) else f"{str(v):>10}" for v in log), flush=True)
 
+class KeepBNStats(Callback):
+    "Fine-tuning on a few photos: batch-norm layers keep the running statistics the model learned (their weights still train)."
+    order = 0   # after fastai's TrainEvalCallback (-10), which puts the whole model in training mode
+    def before_train(self):
+        for m in self.learn.model.modules():
+            if isinstance(m, nn.modules.batchnorm._BatchNorm): m.eval()
+
 class ChannelsLast(Callback):
     "Feed the model channels-last batches (the model is converted once, in `fit_colorizer`)."
     order = 5
@@ -373,6 +380,7 @@ def fit_colorizer(arch:str|None,       # registered architecture (`register_arch
                   verbose:bool=True,         # print what happens (resumed, saved, ...)
                   max_files:int|None=None,   # use only the first `max_files` photos (quick tests)
                   init=None,                 # fine-tune: start from the weights of this model file (same `arch`; its constructor options)
+                  keep_bn_stats:bool|None=None, # batch norm keeps the model's running statistics; None: yes when fine-tuning (`init`)
                  )->Learner:
     "Train a colorizer with one-cycle, checkpoints and resume; the `Learner`, with `learn.report` (a dict) and the model file `out`."
     from colorize_nbdev.data.core import photo_dls, find_images
@@ -404,6 +412,7 @@ def fit_colorizer(arch:str|None,       # registered architecture (`register_arch
         if arch not in ARCHS: raise ValueError(f"the checkpoint's architecture {arch!r} is not registered")
     else:
         start = _init_from(init, arch) if init is not None else None
+        if arch not in ARCHS: import_archs()   # the package's architectures register when their module is imported
         if arch not in ARCHS: raise ValueError(f"Unknown architecture {arch!r}; registered: {', '.join(sorted(ARCHS)) or 'none'}")
         if start is not None:   # fine-tuning: the file's constructor options and training size, unless given
             arch_kwargs = {**start['kwargs'], **dict(arch_kwargs or {})}
@@ -418,6 +427,7 @@ def fit_colorizer(arch:str|None,       # registered architecture (`register_arch
         run.update(arch=arch, arch_kwargs=kw, pct_start=d['pct_start'], moms=list(d['moms']), minutes=minutes,
                    epochs=None if minutes is not None else (epochs or d['epochs']))
         if start is not None: run['init'] = str(start['path'])
+        run['keep_bn_stats'] = bool(start is not None if keep_bn_stats is None else keep_bn_stats)
     run['data'] = str(data) if isinstance(data, (str, Path)) else f"{len(data)} files"
     if ck is not None and ck['run'].get('data') != run['data']: _say(verbose, f"Note: the data is now {run['data']} (the run started on {ck['run'].get('data')})")
     if ck is None: set_seed(run['seed'])
@@ -442,7 +452,8 @@ def fit_colorizer(arch:str|None,       # registered architecture (`register_arch
     state = TrainState(run, ckpt_path, TRAIN_DEFAULTS['ckpt_minutes'] if ckpt_minutes is None else ckpt_minutes, ck, verbose)
     mode = amp_mode(device, amp)
     all_cbs = ([state] + ([ToYUV()] if io != ('lab_l', 'lab_ab') else []) + ([ChannelsLast()] if cl else [])
-               + ([MixedPrecision(amp_mode=AMPMode(mode))] if mode else []) + list(parts.get('cbs', [])) + list(cbs or []))
+               + ([MixedPrecision(amp_mode=AMPMode(mode))] if mode else []) + ([KeepBNStats()] if run.get('keep_bn_stats') else [])
+               + list(parts.get('cbs', [])) + list(cbs or []))
     metrics = [PSNRMetric(), CFRatio()] + list(parts.get('metrics', []))
     learn = ColorLearner(dls, model, loss_func=parts.get('loss_func') or LOSSES[run['loss']](), opt_func=Adam, lr=run['lr'],
                          wd=run['wd'], metrics=metrics, cbs=all_cbs)

@@ -92,11 +92,21 @@ def test_bundled_model_matches_its_card(card):
     assert p.is_file() and p.stat().st_size == card['bytes'] < 12e6
     assert hashlib.sha256(p.read_bytes()).hexdigest() == card['sha256']
     obj = read_model_file(p)
-    assert obj['arch'] == 'timm_unet' and obj['config']['pretrained'] is False
+    assert obj['arch'] == card['arch'] == 'timm_classifier' and obj['config']['pretrained'] is False
     assert {v.dtype for v in obj['state_dict'].values() if v.is_floating_point()} == {torch.float16}   # stored compactly
     # the split it records: every bundled photo held out, none trained on
     assert {p.name for p in sample_photos()} <= set(card['data']['test_files'])
     assert card['data']['n_train'] + card['data']['n_test'] == 186
+
+
+def test_shipped_temperature_follows_the_cards_rule_on_validation_photos(card):
+    "T is chosen from the validation curve by the rule written in the card, never from the test photos."
+    t = card['temperature']
+    assert set(t['valid_files']).isdisjoint(card['data']['test_files'])
+    ok = [i for i, r in enumerate(t['valid']) if r['cf_ratio'] >= 0.75]
+    best = max(ok, key=lambda i: t['valid'][i]['psnr']) if ok else max(range(len(t['temps'])), key=lambda i: t['valid'][i]['cf_ratio'])
+    assert t['chosen'] == t['temps'][best] == read_model_file(default_model())['config']['T']
+    assert '0.75' in t['rule']
 
 
 def test_bundled_model_scores_what_its_card_says(card):

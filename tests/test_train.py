@@ -290,3 +290,21 @@ def test_too_few_readable_photos_is_one_line_and_warnings_are_plain(tmp_path):
     assert lines[0] == 'Warning: Skipped 4 photos that could not be read:' and '.py:' not in r.stderr
     assert 'only 1 of 5 photos can be used' in lines[-1] and 'training needs at least one of each' in lines[-1]
     assert not (tmp_path/'m.pth').exists()
+
+
+@register_arch('test-train-bn')
+def tiny_bn(hidden: int = 4):
+    return nn.Sequential(nn.Conv2d(1, hidden, 3, padding=1), nn.BatchNorm2d(hidden), nn.ReLU(), nn.Conv2d(hidden, 2, 3, padding=1))
+
+
+def test_fine_tuning_keeps_batch_norm_statistics(photos, tmp_path):
+    "With init, batch norm keeps the running statistics the model learned (a few photos would overwrite them); its weights train."
+    T.fit_colorizer('test-train-bn', photos, tmp_path/'a.pth', epochs=1, size=32, bs=4, **CPU)
+    a = load_model(tmp_path/'a.pth', device='cpu')[0].state_dict()
+    T.fit_colorizer(None, photos, tmp_path/'b.pth', init=tmp_path/'a.pth', epochs=1, size=32, bs=4, lr=1e-2, **CPU)
+    b = load_model(tmp_path/'b.pth', device='cpu')[0].state_dict()
+    assert torch.equal(a['1.running_mean'], b['1.running_mean']) and torch.equal(a['1.running_var'], b['1.running_var'])
+    assert not torch.equal(a['1.weight'], b['1.weight'])
+    T.fit_colorizer(None, photos, tmp_path/'c.pth', init=tmp_path/'a.pth', keep_bn_stats=False, epochs=1, size=32, bs=4, **CPU)
+    c = load_model(tmp_path/'c.pth', device='cpu')[0].state_dict()
+    assert not torch.equal(a['1.running_mean'], c['1.running_mean'])
