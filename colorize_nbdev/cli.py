@@ -112,8 +112,8 @@ def verdict(res:dict, gray:dict)->str:
     diffs = [f"{k.upper() if k != 'auc' else 'AuC'} {res[k] - gray[k]:+.{3 if k == 'ssim' else 2}f}{' dB' if k == 'psnr' else ''} "
              f"({'better' if res[k] > gray[k] else 'not better'})" for k in ('psnr', 'ssim', 'auc')]
     r = res['cf_ratio']
-    colour = ("its colour is faint: nearly gray" if r < 0.25 else "it puts back only part of the true colour (muted)" if r < 0.6
-              else "about as colourful as the photos" if r <= 1.3 else "more colourful than the photos (garish)")
+    colour = ("its colour is faint: nearly gray" if r < 0.25 else f"it puts back only part of the true colour (muted: about {r:.0%} of it)" if r < 0.8
+              else "about as colourful as the photos" if r <= 1.25 else "more colourful than the photos (garish)")
     out = f"Against gray on these {res['n']} photos: {', '.join(diffs)}. Colourfulness ratio {r:.2f}: {colour}."
     if not (res['psnr'] > gray['psnr'] and res['auc'] > gray['auc']):
         out += " It does not beat gray on both PSNR and AuC here: treat its colours as guesses."

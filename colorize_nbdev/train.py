@@ -7,8 +7,8 @@ Docs: https://colorize-nbdev.github.io/colorize-nbdev/train.html.md"""
 # %% auto #0
 __all__ = ['TRAIN_DEFAULTS', 'HUBER_DELTA', 'LOSSES', 'CKPT_FORMAT', 'CKPT_VERSION', 'CKPT_NAME', 'RUN_KEYS', 'ARCH_NAMES',
            'import_archs', 'train_defaults', 'PSNRMetric', 'CFRatio', 'CheckpointError', 'load_checkpoint',
-           'NonFiniteLossError', 'ColorLearner', 'TrainState', 'amp_mode', 'KeepBNStats', 'ChannelsLast', 'ToYUV',
-           'fit_colorizer', 'colorize_train']
+           'NonFiniteLossError', 'ColorLearner', 'TrainState', 'amp_mode', 'KeepBNStats', 'ToYUV', 'fit_colorizer',
+           'colorize_train']
 
 # %% ../nbs/93_train.ipynb #6de39fcf
 import importlib, inspect, math, os, pkgutil, random, sys, time, warnings
@@ -26,6 +26,7 @@ with warnings.catch_warnings():   # fastai 2.8 calls torch.jit.script at import,
     from fastai.callback.core import Callback, CancelEpochException, CancelTrainException
     from fastai.callback.schedule import combined_cos   # also adds `Learner.fit_one_cycle`
     from fastai.callback.fp16 import MixedPrecision, AMPMode
+    from fastai.callback.channelslast import ChannelsLast
     from fastai.callback.progress import ProgressCallback
     from fastai.optimizer import Adam
     from fastai.torch_core import default_device, set_seed
@@ -337,11 +338,6 @@ class KeepBNStats(Callback):
         for m in self.learn.model.modules():
             if isinstance(m, nn.modules.batchnorm._BatchNorm): m.eval()
 
-class ChannelsLast(Callback):
-    "Feed the model channels-last batches (the model is converted once, in `fit_colorizer`)."
-    order = 5
-    def before_batch(self): self.learn.xb = tuple(x.contiguous(memory_format=torch.channels_last) for x in self.xb)
-
 class ToYUV(Callback):
     "Turn the loader's model-scaled (L, ab) batches into (Y, UV) for a model that works in YUV (lesson 06)."
     order = 4
@@ -448,10 +444,9 @@ def fit_colorizer(arch:str|None,       # registered architecture (`register_arch
     if io not in SPACES: raise ValueError(f"architecture {arch!r} says io={io}; fit_colorizer trains {' or '.join(map(str, SPACES))}")
     parts = model.training_parts(dls=dls, run=run, resume=ck is not None or init is not None, device=device) if hasattr(model, 'training_parts') else {}
     cl = device.type == 'cuda' if channels_last is None else channels_last
-    if cl: model = model.to(memory_format=torch.channels_last)
     state = TrainState(run, ckpt_path, TRAIN_DEFAULTS['ckpt_minutes'] if ckpt_minutes is None else ckpt_minutes, ck, verbose)
     mode = amp_mode(device, amp)
-    all_cbs = ([state] + ([ToYUV()] if io != ('lab_l', 'lab_ab') else []) + ([ChannelsLast()] if cl else [])
+    all_cbs = ([state] + ([ToYUV()] if io != ('lab_l', 'lab_ab') else []) + ([ChannelsLast()] if cl else [])   # fastai's: the model channels-last from before_fit
                + ([MixedPrecision(amp_mode=AMPMode(mode))] if mode else []) + ([KeepBNStats()] if run.get('keep_bn_stats') else [])
                + list(parts.get('cbs', [])) + list(cbs or []))
     metrics = [PSNRMetric(), CFRatio()] + list(parts.get('metrics', []))

@@ -65,3 +65,15 @@ def test_demo_bad_arguments_are_one_line_errors(tmp_path):
     assert mine.read_text() == 'my notes'        # nothing the user made is touched
     r = run('colorize-demo', '--out', str(tmp_path/'x'), '--n', '99')
     assert r.returncode == 1 and '--n must be between 1 and 8' in r.stderr
+
+
+def test_demo_verdict_never_calls_muted_colour_full():
+    "colorize-demo's plain words: a CF ratio below 0.8 is called muted, with its share; beating gray on both scores or not is said."
+    from colorize_nbdev.cli import verdict
+    gray = dict(psnr=17.0, ssim=0.9, auc=81.0)
+    v = verdict(dict(psnr=20.0, ssim=0.91, auc=86.0, cf_ratio=0.65, n=8), gray)
+    assert 'muted: about 65% of it' in v and 'not better' not in v and 'treat its colours as guesses' not in v
+    assert 'about as colourful as the photos' in verdict(dict(psnr=20.0, ssim=0.91, auc=86.0, cf_ratio=0.9, n=8), gray)
+    assert 'nearly gray' in verdict(dict(psnr=17.1, ssim=0.9, auc=80.0, cf_ratio=0.1, n=8), gray)
+    assert 'treat its colours as guesses' in verdict(dict(psnr=17.1, ssim=0.9, auc=80.0, cf_ratio=0.1, n=8), gray)
+    assert 'garish' in verdict(dict(psnr=16.0, ssim=0.8, auc=79.0, cf_ratio=1.6, n=8), gray)
