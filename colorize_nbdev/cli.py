@@ -17,7 +17,7 @@ import torch
 from fastcore.script import call_parse, CliError
 from PIL import Image
 
-from .color import rgb_to_lab, lab_to_rgb
+from .color import rgb_to_lab, lab_to_rgb, SKETCH_IO
 from .data.samples import sample_batch, sample_photos
 from .modelfile import device_arg
 
@@ -261,9 +261,20 @@ def colorize_eval(
         except ZooError as e: raise CliError(str(e)) from None
         try: net, config = load_model(model, device=device)
         except (ModelFileError, FileNotFoundError) as e: raise CliError(str(e)) from None
+        name = Path(model).name
+        if (config.get('input'), config.get('output')) == SKETCH_IO:   # lesson 05: score the pictures it makes from the pairs' sketches
+            if out is not None: raise CliError("--out is not available for sketch models yet: colorize SKETCHES --model ... writes their pictures")
+            from colorize_nbdev.models.sketch import evaluate_sketch
+            try: res = evaluate_sketch(net, d, size=size, bs=bs, device=device)
+            except (FileNotFoundError, ValueError) as e: raise CliError(f"{d}: {e}") from None
+            res = {**res, 'skipped': [], 'data': str(d), 'colorizer': str(model)}
+            if json: print(_dumps(res, indent=2))
+            else:
+                print(metrics_table({name: res}))
+                print(f"\n{res['n']} sketch/colour pairs scored at {size} x {size} px (the picture made from each sketch against its colour half)")
+            return res
         try: colorizer = model_colorizer(net, config)
         except ValueError as e: raise CliError(f"{model}: {e}") from None
-        name = Path(model).name
     with warnings.catch_warnings(record=True) as caught:
         try: res = evaluate(d, colorizer, size=size, bs=bs, device=device, out=out, baseline=model is not None)
         except (EvalError, FileExistsError) as e: raise CliError(str(e)) from None

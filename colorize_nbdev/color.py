@@ -6,9 +6,9 @@ Docs: https://colorize-nbdev.github.io/colorize-nbdev/color.html.md"""
 
 # %% auto #0
 __all__ = ['XYZ_FROM_RGB', 'D65', 'LAB_EPS', 'LAB_KAPPA', 'CHUNK_PIXELS', 'RANGE_TOL', 'L_SCALE', 'AB_SCALE', 'YUV_WR', 'YUV_WB',
-           'YUV_UMAX', 'YUV_VMAX', 'SPACES', 'srgb_to_linear', 'linear_to_srgb', 'rgb_to_lab', 'lab_to_rgb',
-           'lab_in_gamut', 'norm_l', 'denorm_l', 'norm_ab', 'denorm_ab', 'rgb_to_lab_norm', 'lab_norm_to_rgb',
-           'rgb_to_yuv', 'yuv_to_rgb', 'rgb_to_yuv_norm', 'yuv_norm_to_rgb']
+           'YUV_UMAX', 'YUV_VMAX', 'SKETCH_IO', 'SPACES', 'IO_CHANNELS', 'srgb_to_linear', 'linear_to_srgb',
+           'rgb_to_lab', 'lab_to_rgb', 'lab_in_gamut', 'norm_l', 'denorm_l', 'norm_ab', 'denorm_ab', 'rgb_to_lab_norm',
+           'lab_norm_to_rgb', 'rgb_to_yuv', 'yuv_to_rgb', 'rgb_to_yuv_norm', 'yuv_norm_to_rgb', 'pm1_to_rgb']
 
 # %% ../nbs/00_color.ipynb #fd3f1c9c
 import functools, os
@@ -262,7 +262,14 @@ def yuv_norm_to_rgb(Y:Tensor, uv:Tensor, clip:bool=True, check:bool=True)->Tenso
     uv = uv.float().clamp(-1, 1)*uv.new_tensor([YUV_UMAX, YUV_VMAX], dtype=torch.float32).view(2, 1, 1)
     return yuv_to_rgb(torch.cat([(Y.float() + 1)/2, uv], -3), clip=clip, check=check)
 
+def pm1_to_rgb(x:Tensor, y:Tensor)->Tensor:
+    "A sketch model's output `y`, RGB in [-1, 1] (B,3,H,W), as float RGB in [0, 1]; its input `x` is not needed."
+    return ((y.float() + 1)/2).clamp(0, 1)
+
+SKETCH_IO = ('sketch_rgb', 'rgb')   # lesson 05: a line drawing (RGB in [-1, 1]) -> a colour picture (RGB in [-1, 1])
 SPACES = {   # model-file `input`/`output` names -> (RGB -> (x, y) scaled for a model, (x, y) -> RGB)
     ('lab_l', 'lab_ab'): (rgb_to_lab_norm, lab_norm_to_rgb),
     ('yuv_y', 'yuv_uv'): (rgb_to_yuv_norm, yuv_norm_to_rgb),
+    SKETCH_IO: (None, pm1_to_rgb),   # its input is the other half of a pair file, not made from the photo
 }
+IO_CHANNELS = {'lab_l': 1, 'lab_ab': 2, 'yuv_y': 1, 'yuv_uv': 2, 'sketch_rgb': 3, 'rgb': 3}   # channels of each space

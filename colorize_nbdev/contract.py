@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from .color import SPACES
+from .color import SPACES, IO_CHANNELS
 from .modelfile import ARCHS, build_model, save_model, load_model
 
 # %% ../nbs/88_contract.ipynb #b74e07cd
@@ -59,13 +59,14 @@ def check_colorizer(arch:str,              # a registered architecture name
         if missing := need - set(inspect.signature(parts).parameters): bad.append(f"training_parts lacks the arguments {sorted(missing)}")
     elif own_loss: bad.append(f"train_defaults names its own loss {td['loss']!r} but the model has no training_parts to provide it")
     B, H, W = shape
-    x = torch.rand(B, 1, H, W, generator=torch.Generator().manual_seed(0))*2 - 1
+    cin, cout = (IO_CHANNELS.get(s, 0) for s in io) if io in SPACES else (1, 2)
+    x = torch.rand(B, cin, H, W, generator=torch.Generator().manual_seed(0))*2 - 1
     out = None
     try:
         with torch.no_grad(): out = model(x)
-    except Exception as e: bad.append(f"eval-mode forward on (B,1,H,W)={tuple(x.shape)} failed: {type(e).__name__}: {e}")
+    except Exception as e: bad.append(f"eval-mode forward on (B,{cin},H,W)={tuple(x.shape)} failed: {type(e).__name__}: {e}")
     if out is not None:
-        if not isinstance(out, Tensor) or out.ndim != 4 or tuple(out.shape[:2]) != (B, 2): bad.append(f"eval-mode forward returned {getattr(out, 'shape', type(out).__name__)}, not (B,2,h,w) = ({B},2,h,w)")
+        if not isinstance(out, Tensor) or out.ndim != 4 or tuple(out.shape[:2]) != (B, cout): bad.append(f"eval-mode forward returned {getattr(out, 'shape', type(out).__name__)}, not (B,{cout},h,w) = ({B},{cout},h,w)")
         elif not torch.isfinite(out).all(): bad.append("eval-mode forward returned NaN or inf")
     if out is not None and not bad:   # the model file: saved, reloaded without flags, the same outputs
         with tempfile.TemporaryDirectory() as d:

@@ -17,7 +17,7 @@ import torch
 from torch import nn, Tensor
 import torch.nn.functional as F
 
-from .color import SPACES, lab_norm_to_rgb, rgb_to_lab_norm, yuv_norm_to_rgb
+from .color import SKETCH_IO, SPACES, lab_norm_to_rgb, rgb_to_lab_norm, yuv_norm_to_rgb
 
 # %% ../nbs/92_modelfile.ipynb #d7b8bca2
 MODEL_FORMAT, MODEL_VERSION = 'colorize-nbdev-model', 1
@@ -234,6 +234,8 @@ def predict_ab(model:nn.Module, # a colorizer network (in eval mode, on its devi
               )->Tensor: # model-scaled ab (B,2,h,w): the model's output size (callers resize it to L's)
     "Run a colorizer of either protocol on gray photos given as L: lab_l -> lab_ab directly; yuv_y -> yuv_uv from their Y."
     io = model_io(config)
+    if io == SKETCH_IO: raise ValueError("a sketch model (lesson 05) colours line drawings, not gray photos: give it sketches "
+                                         "(colorize SKETCH --model ..., colorize-eval PAIR_FOLDER --model ...)")
     dev = next((t.device for t in model.parameters()), L.device)
     if io == ('lab_l', 'lab_ab'): return model(L.to(dev))
     gray = lab_norm_to_rgb(L, L.new_zeros(L.shape[0], 2, *L.shape[2:]))[:, :1]   # a gray photo: R = G = B = its Y

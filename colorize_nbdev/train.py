@@ -430,23 +430,26 @@ def fit_colorizer(arch:str|None,       # registered architecture (`register_arch
     files = find_images(data) if isinstance(data, (str, Path)) else list(data)
     if max_files: files = files[:max_files]
     if len(files) < 2: raise ValueError(f"{data}: found {len(files)} image file(s); training needs at least 2 (some held out for validation)")
-    dls = photo_dls(files, size=run['size'], bs=run['bs'], valid_pct=run['valid_pct'], seed=run['seed'],
-                    num_workers=num_workers, device=device)
-    n_tr, n_va = len(dls.train.dataset), len(dls.valid.dataset)
-    if n_tr == 0 or (run['valid_pct'] > 0 and n_va == 0):   # too few readable photos: a run with no validation says nothing about itself
-        raise ValueError(f"{data}: only {n_tr + n_va} of {len(files)} photos can be used: {n_tr} to train on, {n_va} to validate "
-                         f"(valid_pct={run['valid_pct']}); training needs at least one of each: add photos")
     build_kw = dict(run['arch_kwargs'])
     if ck is not None and 'pretrained' in build_kw: build_kw['pretrained'] = False   # the weights come from the checkpoint
     model = build_model(arch, build_kw)
     if ck is None and init is not None: model.load_state_dict({k: v.to(model.state_dict()[k].dtype) for k, v in start['state_dict'].items()})
     io = tuple(getattr(model, 'io', ('lab_l', 'lab_ab')))   # what the model takes and returns (lesson 06: YUV)
     if io not in SPACES: raise ValueError(f"architecture {arch!r} says io={io}; fit_colorizer trains {' or '.join(map(str, SPACES))}")
+    if hasattr(model, 'training_data'):   # a model with its own data (lesson 05: sketch/colour pair files)
+        dls = model.training_data(data if isinstance(data, (str, Path)) and not max_files else files, run,
+                                  num_workers=num_workers, device=device)
+    else: dls = photo_dls(files, size=run['size'], bs=run['bs'], valid_pct=run['valid_pct'], seed=run['seed'],
+                          num_workers=num_workers, device=device)
+    n_tr, n_va = len(dls.train.dataset), len(dls.valid.dataset)
+    if n_tr == 0 or (run['valid_pct'] > 0 and n_va == 0):   # too few readable photos: a run with no validation says nothing about itself
+        raise ValueError(f"{data}: only {n_tr + n_va} of {len(files)} photos can be used: {n_tr} to train on, {n_va} to validate "
+                         f"(valid_pct={run['valid_pct']}); training needs at least one of each: add photos")
     parts = model.training_parts(dls=dls, run=run, resume=ck is not None or init is not None, device=device) if hasattr(model, 'training_parts') else {}
     cl = device.type == 'cuda' if channels_last is None else channels_last
     state = TrainState(run, ckpt_path, TRAIN_DEFAULTS['ckpt_minutes'] if ckpt_minutes is None else ckpt_minutes, ck, verbose)
     mode = amp_mode(device, amp)
-    all_cbs = ([state] + ([ToYUV()] if io != ('lab_l', 'lab_ab') else []) + ([ChannelsLast()] if cl else [])   # fastai's: the model channels-last from before_fit
+    all_cbs = ([state] + ([ToYUV()] if io == ('yuv_y', 'yuv_uv') else []) + ([ChannelsLast()] if cl else [])   # fastai's: the model channels-last from before_fit
                + ([MixedPrecision(amp_mode=AMPMode(mode))] if mode else []) + ([KeepBNStats()] if run.get('keep_bn_stats') else [])
                + list(parts.get('cbs', [])) + list(cbs or []))
     metrics = [PSNRMetric(), CFRatio()] + list(parts.get('metrics', []))
@@ -514,7 +517,7 @@ def _parse_opts(opts:str|None, arch:str)->dict:
                                f"(its options: {', '.join(params) or 'none'})")
     return kw
 
-ARCH_NAMES = 'regressor, regressor_unet, unet, gan, hypercolumn, classifier, timm_unet, timm_classifier, template'   # checked against the registry in tests
+ARCH_NAMES = 'regressor, regressor_unet, unet, gan, hypercolumn, classifier, timm_unet, timm_classifier, template, sketch'   # checked against the registry in tests
 
 def _help(text:str, metavar:str|None=None)->dict:
     "`Annotated` metadata for a `colorize-train` option: its whole help line (no fastcore '(default: False)'), and its value's name."
@@ -523,7 +526,7 @@ def _help(text:str, metavar:str|None=None)->dict:
 @call_parse
 def colorize_train(
     arch:Annotated[str, _help(f"architecture: {ARCH_NAMES}, or one registered by --module", 'NAME')]=None,
-    data:Annotated[str, _help("folder of colour photos (searched recursively)", 'FOLDER')]=None,
+    data:Annotated[str, _help("folder of colour photos (searched recursively); for --arch sketch, of sketch/colour pair files", 'FOLDER')]=None,
     out:Annotated[str, _help("model file to write (.pth); an existing file is replaced only if it is a model file", 'FILE')]=None,
     size:Annotated[int, _help("training crop size in pixels (default: the architecture's; --defaults shows them)", 'PX')]=None,
     epochs:Annotated[int, _help("train this many epochs (default: the architecture's, 10 for most)", 'N')]=None,

@@ -203,3 +203,42 @@ def test_evaluate_sketch_baselines(pairs):
     assert blank['n'] == ident['n'] == 3 and len(ident['grid']) == 2
     assert blank['cf_pred'] == 0 and ident['cf_pred'] == 0   # both gray: no colour at all
     assert 0 < blank['psnr'] < 40 and blank['cf_gt'] > 0
+
+
+def test_sketch_model_through_the_three_commands(tmp_path):
+    "colorize-train --arch sketch on pair files, colorize on a sketch alone, colorize-eval on the pairs (the model contract's io)."
+    import json as _json
+    from PIL import Image
+    from colorize_nbdev.data.core import make_sketch_pairs, split_pair
+    from colorize_nbdev.data.samples import sample_photos
+    from colorize_nbdev.modelfile import read_model_file
+    from clitools import QUIET, run, one_line_error
+    pairs = make_sketch_pairs(sample_photos()[:10], tmp_path/'pairs', size=40)
+    sketch = tmp_path/'one.png'
+    split_pair(Image.open(pairs[0]))[0].resize((50, 45)).save(sketch)
+    r = run('colorize-train', '--arch', 'sketch', '--data', tmp_path/'pairs', '--out', tmp_path/'s.pth', '--opts',
+            'nf=8,n_down=3,d_nf=8,d_layers=2', '--size', 32, '--bs', 4, '--epochs', 1, env=QUIET)
+    assert r.returncode == 0, r.stderr
+    obj = read_model_file(tmp_path/'s.pth')
+    assert obj['arch'] == 'sketch' and (obj['config']['input'], obj['config']['output']) == ('sketch_rgb', 'rgb')
+    r = run('colorize', sketch, '--model', tmp_path/'s.pth', '--out', tmp_path/'out', env=QUIET)
+    assert r.returncode == 0, r.stderr
+    assert Image.open(tmp_path/'out'/'one.png').size == (50, 45)
+    r = run('colorize-eval', tmp_path/'pairs', '--model', tmp_path/'s.pth', '--size', 32, '--json', env=QUIET)
+    assert r.returncode == 0, r.stderr
+    res = _json.loads(r.stdout)
+    assert res['n'] == 10 and 0 < res['psnr'] < 100
+    one_line_error(run('colorize-eval', tmp_path/'pairs', '--model', tmp_path/'s.pth', '--out', tmp_path/'o2', env=QUIET),
+                   '--out is not available for sketch models')
+
+
+def test_sketch_model_refused_where_a_gray_photo_is_expected():
+    "A sketch model given gray photos (model_colorizer, colorize_image) says what it is for, in one line."
+    import pytest, torch
+    from colorize_nbdev.metrics import model_colorizer
+    from colorize_nbdev.modelfile import build_model
+    import colorize_nbdev.models.sketch  # noqa: F401
+    net = build_model('sketch', dict(nf=8, n_down=3))
+    cfg = dict(input='sketch_rgb', output='rgb')
+    with pytest.raises(ValueError, match='colours line drawings, not gray photos'):
+        model_colorizer(net, cfg)(torch.zeros(1, 1, 16, 16))

@@ -7,7 +7,7 @@ Docs: https://colorize-nbdev.github.io/colorize-nbdev/sketch2color.html.md"""
 # %% auto #0
 __all__ = ['S2_HPARAMS', 'SKETCH_MODEL_FORMAT', 'SKETCH_CKPT_FORMAT', 'SKETCH_VERSION', 'sketch_dls', 'SketchColorizer',
            'sketch_rgb_pair', 'sketch_learner', 'SketchCheckpoint', 'fit_sketch', 'evaluate_sketch', 'colorize_sketch',
-           'save_sketch_model', 'load_sketch_model']
+           'save_sketch_model', 'load_sketch_model', 'SketchGAN']
 
 # %% ../../nbs/05_sketch2color.ipynb #66366c8e
 import math, pickle, warnings
@@ -28,7 +28,8 @@ with warnings.catch_warnings():
 from ..data.core import (find_images, open_rgb, scan_images, pair_dls, PairDataset, PairBatch, PairDL,
                                       to_uint8_tensor, to_pil, to_pm1, from_pm1, _loaders)
 from ..metrics import to_uint8, score_batch, summarize
-from ..modelfile import ModelFileError, MODEL_FORMAT, atomic_save, _check_plain
+from ..modelfile import ModelFileError, MODEL_FORMAT, atomic_save, _check_plain, register_arch
+from ..color import SKETCH_IO
 from .gan import Pix2PixUnet, PatchDiscriminator, GANTrainer, receptive_field
 from ..train import ColorLearner, PSNRMetric, CFRatio, _opt_state
 
@@ -316,3 +317,32 @@ def load_sketch_model(path, device=None)->SketchColorizer:
     _check_fit(path, model, obj.get('state_dict'))
     model.info = obj.get('info') or {}
     return model.to(torch.device(device) if device is not None else default_device()).eval()
+
+# %% ../../nbs/05_sketch2color.ipynb #1ba7aed6
+@register_arch('sketch')
+class SketchGAN(SketchColorizer):
+    """S2's pix2pix as an architecture of the course: `colorize-train --arch sketch` on a folder of sketch/colour pair
+    files, `colorize SKETCH --model sketch.pth`, `colorize-eval PAIR_FOLDER --model sketch.pth`."""
+    io = SKETCH_IO
+    train_defaults = dict(size=S2_HPARAMS['size'], bs=S2_HPARAMS['bs'], lr=S2_HPARAMS['lr'], wd=S2_HPARAMS['wd'],
+                          epochs=S2_HPARAMS['epochs'], moms=(S2_HPARAMS['betas'][0],)*3, pct_start=0.05, loss='l1')
+    def __init__(self, nf:int=S2_HPARAMS['nf'], n_down:int=S2_HPARAMS['n_down'], dropout:float=S2_HPARAMS['dropout'],
+                 gan:bool=True,   # False: the generator alone, trained with L1
+                 lam:float=S2_HPARAMS['lam'], gan_mode:str=S2_HPARAMS['gan_mode'],
+                 d_nf:int=S2_HPARAMS['d_nf'], d_layers:int=S2_HPARAMS['d_layers']):
+        super().__init__(nf, n_down, dropout)
+        self.gan_opts = dict(gan=gan, lam=lam, gan_mode=gan_mode, d_nf=d_nf, d_layers=d_layers)
+
+    def training_data(self, source, run:dict, num_workers=None, device=None):
+        "For `fit_colorizer`: S2's paired loaders (halves resized to size·286/256, a paired random crop and flip); a train/ + valid/ split is kept."
+        load = round(run['size']*S2_HPARAMS['load_size']/S2_HPARAMS['size'])
+        return sketch_dls(source, size=run['size'], load_size=load, bs=run['bs'], valid_pct=run['valid_pct'], seed=run['seed'],
+                          num_workers=num_workers, device=device)
+
+    def training_parts(self, dls, run:dict, resume:bool=False, device=None)->dict:
+        "For `fit_colorizer`: the 6-channel PatchGAN (sketch + colour) and its `GANTrainer`; nothing with gan=False (L1 alone)."
+        o = self.gan_opts
+        if not o['gan']: return {}
+        trainer = GANTrainer(PatchDiscriminator(6, nf=o['d_nf'], n_layers=o['d_layers']), lam=o['lam'], gan_mode=o['gan_mode'],
+                             d_lr=run['lr'], betas=S2_HPARAMS['betas'])
+        return dict(cbs=[trainer], metrics=trainer.metrics())
