@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """What one `colorize` costs a user, against the floor any PyTorch program pays: wall time of
 
-    colorize PHOTO --out DIR                        (no --model: the bundled day-one model, a timm U-Net)
+    colorize PHOTO --out DIR                        (no --model: the bundled day-one model, a timm classifier)
     colorize PHOTO --model MODEL --out DIR          (a ResNet-18 regressor, the course's first model; 256 px render)
     python -c "import torch, torchvision"           (the bare import)
 

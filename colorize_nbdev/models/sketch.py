@@ -318,7 +318,7 @@ def load_sketch_model(path, device=None)->SketchColorizer:
     model.info = obj.get('info') or {}
     return model.to(torch.device(device) if device is not None else default_device()).eval()
 
-# %% ../../nbs/05_sketch2color.ipynb #1ba7aed6
+# %% ../../nbs/05_sketch2color.ipynb #ae8ac6d6
 @register_arch('sketch')
 class SketchGAN(SketchColorizer):
     """S2's pix2pix as an architecture of the course: `colorize-train --arch sketch` on a folder of sketch/colour pair
