@@ -262,28 +262,27 @@ def colorize_eval(
         try: net, config = load_model(model, device=device)
         except (ModelFileError, FileNotFoundError) as e: raise CliError(str(e)) from None
         name = Path(model).name
-        if (config.get('input'), config.get('output')) == SKETCH_IO:   # lesson 05: score the pictures it makes from the pairs' sketches
-            if out is not None: raise CliError("--out is not available for sketch models yet: colorize SKETCHES --model ... writes their pictures")
-            from colorize_nbdev.models.sketch import evaluate_sketch
-            try: res = evaluate_sketch(net, d, size=size, bs=bs, device=device)
-            except (FileNotFoundError, ValueError) as e: raise CliError(f"{d}: {e}") from None
-            res = {**res, 'skipped': [], 'data': str(d), 'colorizer': str(model)}
-            if json: print(_dumps(res, indent=2))
-            else:
-                print(metrics_table({name: res}))
-                print(f"\n{res['n']} sketch/colour pairs scored at {size} x {size} px (the picture made from each sketch against its colour half)")
-            return res
-        try: colorizer = model_colorizer(net, config)
-        except ValueError as e: raise CliError(f"{model}: {e}") from None
-    with warnings.catch_warnings(record=True) as caught:
-        try: res = evaluate(d, colorizer, size=size, bs=bs, device=device, out=out, baseline=model is not None)
-        except (EvalError, FileExistsError) as e: raise CliError(str(e)) from None
-        finally:
-            for w in caught: print(f"warning: {w.message}", file=sys.stderr)
+    sketch = model is not None and (config.get('input'), config.get('output')) == SKETCH_IO
+    if sketch:   # lesson 05's sketch model: score the pictures it makes from the pairs' sketches against their colour halves
+        if out is not None: raise CliError("--out is not available for sketch models yet: colorize SKETCHES --model ... writes their pictures")
+        from colorize_nbdev.models.sketch import evaluate_sketch
+        try: res = {**evaluate_sketch(net, d, size=size, bs=bs, device=device), 'skipped': []}
+        except (FileNotFoundError, ValueError) as e: raise CliError(f"{d}: {e}") from None
+    else:
+        if model is not None:
+            try: colorizer = model_colorizer(net, config)
+            except ValueError as e: raise CliError(f"{model}: {e}") from None
+        with warnings.catch_warnings(record=True) as caught:
+            try: res = evaluate(d, colorizer, size=size, bs=bs, device=device, out=out, baseline=model is not None)
+            except (EvalError, FileExistsError) as e: raise CliError(str(e)) from None
+            finally:
+                for w in caught: print(f"warning: {w.message}", file=sys.stderr)
     res = {**res, 'data': str(d), 'colorizer': 'gray' if gray else str(model)}
     if json: print(_dumps(res, indent=2))
     else:
         print(metrics_table({name: res}))
-        print(f"\n{res['n']} photos scored at {size} x {size} px" + (f", {len(res['skipped'])} skipped (see the warning)" if res['skipped'] else ''))
+        scored = ('sketch/colour pairs', ' (the picture made from each sketch against its colour half)') if sketch else ('photos', '')
+        print(f"\n{res['n']} {scored[0]} scored at {size} x {size} px{scored[1]}"
+              + (f", {len(res['skipped'])} skipped (see the warning)" if res['skipped'] else ''))
         if out is not None: print(f"Predictions and the before/after grid are in {res['out']} (grid: {res['grid']})")
     return res

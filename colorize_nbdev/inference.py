@@ -7,7 +7,7 @@ Docs: https://colorize-nbdev.github.io/colorize-nbdev/inference.html.md"""
 # %% auto #0
 __all__ = ['MULTIPLE', 'MAX_ASPECT', 'STRIP_PIXELS', 'MAX_RENDER', 'EXIT_SOME_FAILED', 'render_shape', 'full_l', 'prepare',
            'fit_gamut', 'recombine', 'run_model', 'colorize_image', 'ColorizeError', 'collect_inputs', 'check_out',
-           'sketch_to_rgb', 'colorize_paths', 'default_model', 'default_render_size', 'colorize_cli']
+           'colorize_paths', 'default_model', 'default_render_size', 'colorize_cli']
 
 # %% ../nbs/94_inference.ipynb #06ec0679
 import os, sys, time, warnings
@@ -209,22 +209,6 @@ def _save_png(a:np.ndarray, path:Path):
         if tmp.exists(): tmp.unlink()
 
 # %% ../nbs/94_inference.ipynb #71fefc75
-@torch.no_grad()
-def sketch_to_rgb(model:torch.nn.Module, # a sketch model (io ('sketch_rgb', 'rgb'), lesson 05): RGB in [-1, 1] -> RGB in [-1, 1]
-                  img:Image.Image,        # the sketch, RGB
-                  render_size:int|None=None, # short side the network sees (None: the sketch's own size)
-                 )->np.ndarray:           # uint8 (H,W,3), the sketch's size
-    "Colour one line drawing with a sketch model, at any size (the network pads to its multiple and crops back)."
-    W, H = img.size
-    if render_size and min(W, H) != render_size:
-        k = render_size/min(W, H)
-        img = img.resize((max(1, round(W*k)), max(1, round(H*k))), Image.Resampling.LANCZOS)
-    x = torch.from_numpy(np.asarray(img, dtype=np.uint8).copy()).permute(2, 0, 1)[None].float()/127.5 - 1
-    model.eval()
-    y = model(x.to(_model_device(model))).float().clamp(-1, 1)
-    a = ((y[0].cpu() + 1)*127.5).round().to(torch.uint8).permute(1, 2, 0).numpy()
-    return a if (a.shape[1], a.shape[0]) == (W, H) else np.asarray(Image.fromarray(a).resize((W, H), Image.Resampling.BICUBIC))
-
 def colorize_paths(model:torch.nn.Module, # colorizer network (model-scaled L -> model-scaled ab)
                    config:dict|None, # its config (from `load_model`)
                    inputs, # image files and folders (searched recursively), or one of them
@@ -250,10 +234,11 @@ def colorize_paths(model:torch.nn.Module, # colorizer network (model-scaled L ->
     if bs is None: bs = 1 if _model_device(model).type == 'cpu' else 8
     written, pending = [], []
     if model_io(config) == SKETCH_IO:   # lesson 05's sketch model: an RGB line drawing in, an RGB picture out, one at a time
+        from colorize_nbdev.models.sketch import colorize_sketch   # its module is loaded already: it registered the model
         for i, (f, n) in enumerate(zip(files, names)):
             try: img = open_rgb(f)
             except ImageReadError as e: bad.append(e); continue
-            _save_png(sketch_to_rgb(model, img, render_size), out/n)
+            _save_png(np.asarray(colorize_sketch(model, img, size=render_size)), out/n)
             written.append({'input': str(f), 'output': str(out/n), 'size': list(img.size)})
         warn_skipped(bad, 'inputs', ' (the others were written)' if written else '')
         return {'written': written, 'failed': [{'file': str(e.path), 'reason': e.reason} for e in bad],

@@ -346,13 +346,14 @@ class ToYUV(Callback):
         Y, uv = rgb_to_yuv_norm(lab_norm_to_rgb(self.xb[0].float(), self.yb[0].float()))
         self.learn.xb, self.learn.yb = (Y,), (uv,)
 
-def _init_from(init, arch:str)->dict:
-    "The model file `init` to fine-tune from: its path, config, constructor options and weights; it must be an `arch` model."
+def _init_from(init, arch:str|None)->dict:
+    "The model file `init` to fine-tune from: its path, architecture, config, constructor options and weights; it must be an `arch` model (None: any)."
     path = Path(init).expanduser()
     obj = read_model_file(path)
-    if obj['arch'] != arch: raise ValueError(f"{path} is a {obj['arch']!r} model; fine-tuning keeps the architecture (give arch={obj['arch']!r})")
-    if arch not in ARCHS and obj.get('module'): import_arch_module(obj['module'])   # registers it, as `load_model` does
-    return dict(path=path, config=obj['config'], kwargs=arch_kwargs(obj['config']), state_dict=obj['state_dict'])
+    if arch is not None and obj['arch'] != arch:
+        raise ValueError(f"{path} is a {obj['arch']!r} model; fine-tuning keeps the architecture (give arch={obj['arch']!r})")
+    if obj['arch'] not in ARCHS and obj.get('module'): import_arch_module(obj['module'])   # registers it, as `load_model` does
+    return dict(path=path, arch=obj['arch'], config=obj['config'], kwargs=arch_kwargs(obj['config']), state_dict=obj['state_dict'])
 
 def fit_colorizer(arch:str|None,       # registered architecture (`register_arch`), e.g. 'regressor'; None with `init`: the init file's
                   data,                # folder of colour photos (searched recursively), or a list of image paths
@@ -380,9 +381,9 @@ def fit_colorizer(arch:str|None,       # registered architecture (`register_arch
                  )->Learner:
     "Train a colorizer with one-cycle, checkpoints and resume; the `Learner`, with `learn.report` (a dict) and the model file `out`."
     from colorize_nbdev.data.core import photo_dls, find_images
-    if arch is None:
-        if init is None: raise ValueError("fit_colorizer: give arch, or init (a model file to fine-tune) whose architecture is used")
-        arch = read_model_file(Path(init).expanduser())['arch']
+    if arch is None and init is None: raise ValueError("fit_colorizer: give arch, or init (a model file to fine-tune) whose architecture is used")
+    start = _init_from(init, arch) if init is not None else None   # the file is read once, here
+    if arch is None: arch = start['arch']
     if epochs is not None and minutes is not None: raise ValueError("give epochs or minutes, not both")
     if epochs is not None and epochs < 1: raise ValueError(f"epochs must be at least 1, got {epochs}")
     if minutes is not None and not minutes > 0: raise ValueError(f"minutes must be positive, got {minutes}")
@@ -407,7 +408,6 @@ def fit_colorizer(arch:str|None,       # registered architecture (`register_arch
                                    "or start a new run in another checkpoint folder")
         if arch not in ARCHS: raise ValueError(f"the checkpoint's architecture {arch!r} is not registered")
     else:
-        start = _init_from(init, arch) if init is not None else None
         if arch not in ARCHS: import_archs()   # the package's architectures register when their module is imported
         if arch not in ARCHS: raise ValueError(f"Unknown architecture {arch!r}; registered: {', '.join(sorted(ARCHS)) or 'none'}")
         if start is not None:   # fine-tuning: the file's constructor options and training size, unless given
@@ -523,6 +523,14 @@ def _help(text:str, metavar:str|None=None)->dict:
     "`Annotated` metadata for a `colorize-train` option: its whole help line (no fastcore '(default: False)'), and its value's name."
     return {'help': text, **({'metavar': metavar} if metavar else {})}
 
+def _check_arch(arch:str, module:str|None):
+    "Register the package's architectures (and --module's); a one-line `CliError` if `arch` is not among them."
+    import_archs()
+    if module:
+        try: import_arch_module(module)
+        except ImportError as e: raise CliError(str(e)) from None
+    if arch not in ARCHS: raise CliError(f"--arch {arch}: unknown architecture; registered: {', '.join(sorted(ARCHS)) or 'none'}")
+
 @call_parse
 def colorize_train(
     arch:Annotated[str, _help(f"architecture: {ARCH_NAMES}, or one registered by --module", 'NAME')]=None,
@@ -561,12 +569,7 @@ def colorize_train(
         arch = init_arch
     if arch is None: raise CliError("--arch is required (e.g. regressor), or --init MODEL to fine-tune a model")
     if defaults:
-        import_archs()
-        if module:
-            from colorize_nbdev.modelfile import import_arch_module
-            try: import_arch_module(module)
-            except ImportError as e: raise CliError(str(e)) from None
-        if arch not in ARCHS: raise CliError(f"--arch {arch}: unknown architecture; registered: {', '.join(sorted(ARCHS)) or 'none'}")
+        _check_arch(arch, module)
         d = train_defaults(arch)
         print(f"colorize-train --arch {arch} trains with, unless told otherwise:")
         for k, v in d.items(): print(f"  {k:12} {v}")
@@ -586,12 +589,7 @@ def colorize_train(
     except FileExistsError as e: raise CliError(f"--out {e}") from None
     try: device = device_arg(device)
     except ValueError as e: raise CliError(str(e)) from None
-    import_archs()
-    if module:
-        from colorize_nbdev.modelfile import import_arch_module
-        try: import_arch_module(module)
-        except ImportError as e: raise CliError(str(e)) from None
-    if arch not in ARCHS: raise CliError(f"--arch {arch}: unknown architecture; registered: {', '.join(sorted(ARCHS)) or 'none'}")
+    _check_arch(arch, module)
     own = train_defaults(arch)['loss']
     if loss is not None and loss not in LOSSES and loss != own:
         raise CliError(f"--loss must be one of {', '.join(LOSSES)}" + (f" (or {own} for {arch})" if own not in LOSSES else '') + f", got {loss!r}")
