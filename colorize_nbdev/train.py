@@ -186,6 +186,7 @@ class TrainState(Callback):
 
     def before_fit(self):
         self.t0, self.elapsed0, self.valid_s, self.epoch_iter = time.monotonic(), 0., 0., 0
+        self.stopped_at = None   # minutes: training time + the validation pass reserved, when the budget stopped the run
         self.skip, self.restore_torch, self.ep_rng = 0, None, None
         self.n_per_epoch = len(self.dls.train)
         self.total_iters = (self.run['epochs'] or 0)*self.n_per_epoch
@@ -252,6 +253,7 @@ class TrainState(Callback):
         self.epoch_iter += 1
         self._set_pct()
         if self.run['minutes'] and self._elapsed() + self.valid_s >= self.run['minutes']*60:
+            self.stopped_at = self._elapsed() + self.valid_s
             self.learn.stop_training = True
             raise CancelTrainException()
         if self.ckpt_path and time.monotonic() - self.last_save >= self.ckpt_s and self.epoch_iter < self.n_per_epoch:
@@ -280,7 +282,7 @@ class TrainState(Callback):
                        values=[[_plain(v) for v in row] for row in r.values], lrs=[float(v) for v in r.lrs])
         scaler = getattr(self.learn, 'scaler', None)
         state = dict(epoch=epoch, epoch_iter=epoch_iter, train_iter=self.learn.train_iter, total_iters=self.total_iters,
-                     n_per_epoch=self.n_per_epoch, elapsed=self._elapsed(), valid_s=self.valid_s,
+                     n_per_epoch=self.n_per_epoch, elapsed=self._elapsed(), valid_s=self.valid_s, stopped_at=self.stopped_at,
                      done=bool(self.learn.stop_training),
                      dl_rng=self.ep_rng_now if epoch_iter else self.dls.train.rng.getstate())
         atomic_save(dict(format=CKPT_FORMAT, version=CKPT_VERSION, run=self.run, state=state,

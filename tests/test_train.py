@@ -164,6 +164,7 @@ def test_minutes_budget(photos, tmp_path, monkeypatch):
     learn = T.fit_colorizer('test-train-tiny', photos, out, minutes=0.05, size=32, bs=4, cbs=[Tick(clock, 0.25)], **CPU)
     st, h = T.load_checkpoint(tmp_path/'timed.ckpt'/T.CKPT_NAME)['state'], learn.recorder
     assert st['done'] and st['elapsed'] == 3 and st['train_iter'] == 12   # a 3 s budget is 12 batches of 0.25 s
+    assert st['stopped_at'] >= 3                                         # the clock reading that stopped it, kept in the checkpoint
     assert h.lrs[-1] < h.lrs[0] < max(h.lrs) and h.lrs[-1] < 0.05*max(h.lrs)   # warmed up, then annealed to the end
     assert all(len(v) == 4 for v in h.values)                               # train loss kept for the epoch cut short
     assert learn.report['train_loss'] is not None and learn.report['psnr'] is not None
