@@ -94,7 +94,8 @@ def main(argv=None):
     spent = a.work/'train_seconds.json'   # training time over every session of this run (it resumes after an interruption)
     before = json.loads(spent.read_text())['seconds'] if spent.exists() else 0.
     t0 = time.time()
-    learn = fit_colorizer(a.arch, train, model_fp32, epochs=a.epochs, resume=True, valid_pct=0.1, seed=42)
+    learn = fit_colorizer(a.arch, train, model_fp32, epochs=a.epochs, resume=True, valid_pct=0.1, seed=42,
+                          progress=sys.stdout.isatty())   # into a log file: the epoch table, no redrawn bars
     seconds = before + learn.report.get('seconds', time.time() - t0)
     spent.write_text(json.dumps({'seconds': seconds}))
     obj = read_model_file(model_fp32)

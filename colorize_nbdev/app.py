@@ -6,14 +6,13 @@ Docs: https://colorize-nbdev.github.io/colorize-nbdev/app.html.md"""
 
 # %% auto #0
 __all__ = ['MAX_PIXELS', 'MAX_FRAMES', 'VIDEO_EXTS', 'SPACE_MARK', 'UploadError', 'open_upload', 'Models', 'Workspace',
-           'colorize_photo_file', 'colorize_clip_file', 'build_app', 'write_space', 'colorize_app']
+           'colorize_photo_file', 'colorize_clip_file', 'model_choices', 'build_app', 'write_space']
 
 # %% ../nbs/97_app.ipynb #7c096f94
 import atexit, os, shutil, sys, tempfile, threading, warnings
 from pathlib import Path
 
 from PIL import Image
-from fastcore.script import call_parse, CliError
 
 from .data.core import IMAGE_EXTS, ImageReadError, open_rgb
 from .inference import MULTIPLE, colorize_image
@@ -111,7 +110,7 @@ def colorize_clip_file(models:Models, ws:Workspace, path, model, render_size:int
     return out
 
 # %% ../nbs/97_app.ipynb #49220415
-def _choices(models)->list:
+def model_choices(models)->list:
     "Model files for the dropdown: the given files and folders (searched), else the bundled day-one model and the model files in the runs folder and the current one."
     if models:
         ps = find_models(*models)
@@ -129,7 +128,7 @@ def build_app(models=(), # model files or folders to offer (none: the bundled da
     "The gradio Blocks app: upload photos or a clip, see before and after, download the results. API endpoint `/colorize`."
     import gradio as gr
     ws, cache = Workspace(workdir), Models(device)
-    choices = _choices([str(m) for m in models])
+    choices = model_choices([str(m) for m in models])
 
     def fail(e): raise gr.Error(str(e), print_exception=False)
 
@@ -243,27 +242,3 @@ Colours black-and-white photos with a model trained with colorize-nbdev (`model.
     for n, text in files.items(): (folder/n).write_text(text, encoding='utf-8')
     if not (mp.exists() and mp.resolve() == model.resolve()): shutil.copyfile(model, mp)
     return folder
-
-# %% ../nbs/97_app.ipynb #b1668e9b
-@call_parse
-def colorize_app(
-    host:str='127.0.0.1', # address to listen on (0.0.0.0: every network interface)
-    port:int=7860,        # port to listen on
-    model:str=None,       # a model file, or a folder of them (default: the bundled day-one model, then the runs folder and the current one)
-    render_size:int=256,  # the render size the page starts with
-    share:bool=False,     # also make a temporary public link through gradio's share servers (Colab)
-    device:str=None,      # cpu, cuda, ... (default: the GPU if there is one)
-):
-    "Start the colorize web app (gradio): upload photos or a short clip, see before and after, download the results."
-    from colorize_nbdev.data.photos import plain_warnings; plain_warnings()   # `Warning: ...`, not Python's file:line format
-    if not 0 < port < 65536: raise CliError(f"--port must be between 1 and 65535, got {port}")
-    if model is not None and not Path(model).expanduser().exists(): raise CliError(f"--model {model}: no such file or folder")
-    if model is not None and not _choices([model]): raise CliError(f"--model {model}: no model file found there; train one with colorize-train, or give --model FILE")
-    ws = Workspace()
-    os.environ.setdefault('GRADIO_TEMP_DIR', str(ws.root/'gradio'))   # gradio's uploads stay in the app's folder too
-    os.environ.setdefault('GRADIO_ANALYTICS_ENABLED', 'False')
-    try: import gradio
-    except ImportError: raise CliError("colorize-app needs gradio: pip install 'colorize-nbdev[app]'") from None
-    demo = build_app([model] if model else [], render_size=render_size, workdir=ws.root, device=device)
-    try: demo.launch(server_name=host, server_port=port, share=share, show_error=False)
-    except OSError as e: raise CliError(f"cannot listen on {host}:{port} ({' '.join(str(e).split())})") from None

@@ -19,8 +19,8 @@ __all__ = ['MiB', 'MANIFEST', 'PENDING', 'BUILD_DIR', 'OLD_DIR', 'SOURCE_MARKER'
            'DebError', 'deb_members', 'iter_deb_files', 'deb_control', 'parse_control', 'zstd_decompress', 'make_deb',
            'RccError', 'qt_hash', 'QtResources', 'write_rcc', 'EetError', 'EetFile', 'make_eet', 'devphotos_manifest',
            'devphoto_jpeg', 'apt_available', 'apt_versions', 'apt_download', 'debian_pool_download', 'dataset_parser',
-           'main_parser', 'os_error_message', 'cli', 'dataset_cli', 'colorize_data', 'places365', 'places205',
-           'coco_sample', 'anime_pairs', 'devphotos']
+           'main_parser', 'os_error_message', 'cli', 'dataset_cli', 'places365', 'places205', 'coco_sample',
+           'anime_pairs', 'devphotos']
 
 # %% ../nbs/95_datasets.ipynb #17e2cdd2
 import argparse, csv, errno, gzip, hashlib, http.client, importlib.resources, io, json, lzma, os, posixpath, random, re, shutil
@@ -2073,11 +2073,6 @@ def dataset_cli(name:str, argv:list|None=None, prog:str|None=None)->int:
     p = dataset_parser(name, prog)
     args = p.parse_args(None if argv is None else [str(a) for a in argv])
     return _execute(name, args, p)
-
-def colorize_data():
-    "Entry point of the `colorize-data` console script."
-    from colorize_nbdev.data.photos import plain_warnings; plain_warnings()   # `Warning: ...`, not Python's file:line format
-    sys.exit(cli())
 
 # %% ../nbs/95_datasets.ipynb #2a6bb420
 def _api(name:str, kw:dict)->Path:

@@ -22,7 +22,7 @@ from PIL import Image, ImageDraw, ImageFont
 from PIL.PngImagePlugin import PngInfo
 
 from .color import rgb_to_lab, lab_to_rgb, rgb_to_lab_norm, lab_norm_to_rgb
-from .data.photos import IMAGE_EXTS, ImageReadError, find_images, open_rgb, warn_skipped
+from .data.photos import IMAGE_EXTS, ImageReadError, check_out_folder, find_images, open_rgb, save_png, warn_skipped
 from .data.samples import center_crop_resize
 from .modelfile import model_io, predict_ab, default_device
 
@@ -186,13 +186,6 @@ def _load_crop(path, size):
     try: return np.asarray(center_crop_resize(open_rgb(path), size))
     except ImageReadError as e: return e
 
-def _is_ours(p:Path)->bool:
-    "Was the file at `p` written by `evaluate` (tagged in its metadata)?"
-    try:
-        with Image.open(p) as im:
-            return getattr(im, 'text', {}).get('Software') == _TAG or im.info.get('comment') == _TAG.encode()
-    except Exception: return False
-
 def _out_names(files, root):
     "Output names `<name>.png` for `files`, relative to `root` (or bare names), made unique."
     names, seen = [], set()
@@ -206,25 +199,11 @@ def _out_names(files, root):
     return names
 
 def _check_out(out, root, files, names):
-    "Refuse an `out` folder that is the data folder or inside it, or whose files we would overwrite but did not write."
-    out = Path(out).expanduser()
-    if out.exists() and not out.is_dir(): raise EvalError(f"out {out} exists and is not a folder")
-    o = out.resolve()
-    if root is not None:
-        r = root.resolve()
-        if o == r or r in o.parents:
-            raise EvalError(f"out {out} is the data folder {root} or inside it: predictions would mix with the photos; choose another folder")
-    inputs = {Path(f).resolve() for f in files}
-    targets = [out/n for n in names] + [out/'eval_grid.jpg']
-    clash = [t for t in targets if t.resolve() in inputs or (t.exists() and not _is_ours(t))]
-    if clash: raise EvalError(f"out {out}: {len(clash)} file(s) there were not written by evaluate and would be overwritten "
-                              f"(e.g. {clash[0]}); choose an empty or new folder")
-    return out
+    "Refuse an `out` folder that is the data folder or inside it, or whose files `evaluate` did not write (`data.photos.check_out_folder`)."
+    return check_out_folder(out, [root] if root is not None else [], files, list(names) + ['eval_grid.jpg'], _TAG, 'evaluate',
+                            error=EvalError)
 
-def _save_png(a, path):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    info = PngInfo(); info.add_text('Software', _TAG)
-    Image.fromarray(a).save(path, pnginfo=info)
+def _save_png(a, path): save_png(a, path, _TAG)
 
 # %% ../nbs/02_metrics.ipynb #3b66b459
 def _as_files(data):

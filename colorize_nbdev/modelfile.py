@@ -7,7 +7,7 @@ Docs: https://colorize-nbdev.github.io/colorize-nbdev/modelfile.html.md"""
 # %% auto #0
 __all__ = ['MODEL_FORMAT', 'MODEL_VERSION', 'PREP_KEYS', 'PREP_DEFAULTS', 'ARCHS', 'register_arch', 'arch_kwargs', 'build_model',
            'ModelFileError', 'atomic_save', 'save_model', 'read_model_file', 'import_arch_module', 'default_device',
-           'device_arg', 'load_model', 'model_io', 'predict_ab']
+           'load_model', 'model_io', 'predict_ab']
 
 # %% ../nbs/92_modelfile.ipynb #cfc498e1
 import importlib, os, pickle, warnings
@@ -188,14 +188,6 @@ def default_device()->torch.device:
     mps = getattr(torch.backends, 'mps', None)
     if mps is not None and mps.is_available(): return torch.device('mps')
     return torch.device('cpu')
-
-def device_arg(device:str|None)->torch.device|None:
-    "A command's `--device` as a `torch.device` (None stays None); a one-line `ValueError` for a bad name or a CUDA device on a machine without one."
-    if device is None: return None
-    try: d = torch.device(device)
-    except (RuntimeError, ValueError) as e: raise ValueError(f"--device {device}: {e}") from None
-    if d.type == 'cuda' and not torch.cuda.is_available(): raise ValueError(f"--device {device}: no CUDA GPU is available here")
-    return d
 
 def load_model(path, device=None)->tuple:
     "Rebuild the model saved in `path`: `(model, config)`, the model in eval mode on `device` (default: `default_device()`, the GPU if there is one)."

@@ -7,7 +7,7 @@ Docs: https://colorize-nbdev.github.io/colorize-nbdev/tools.html.md"""
 # %% auto #0
 __all__ = ['SMOOTH', 'STILL_FORMATS', 'FORMATS', 'VideoError', 'clip_frames', 'write_clip', 'make_test_clip', 'read_frames',
            'probe_video', 'colorize_frames', 'frame_ab', 'frame_l', 'flicker', 'warp_error', 'l_hist', 'is_cut',
-           'ABSmoother', 'Progress', 'colorize_video', 'find_models', 'colorize_video_cli']
+           'ABSmoother', 'Progress', 'check_video_out', 'colorize_video', 'find_models']
 
 # %% ../nbs/08_tools.ipynb #7d54f171
 import os, signal, sys, time, warnings
@@ -17,12 +17,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
-from fastcore.script import call_parse, CliError
 from PIL import Image
 
 from .color import rgb_to_lab
 from .inference import MULTIPLE, prepare, recombine, run_model, _check_config, _model_device
-from .modelfile import device_arg
 
 # %% ../nbs/08_tools.ipynb #c6d045bd
 SMOOTH = 0.8   # the default temporal smoothing strength (colorize-video --smooth; section 4)
@@ -278,7 +276,7 @@ class Progress:
 # %% ../nbs/08_tools.ipynb #9edd572a
 FORMATS = {'.mp4': 'mp4', '.m4v': 'mp4', '.mov': 'mov', '.mkv': 'matroska', '.avi': 'avi'}
 
-def _check_out(inp:Path, out:Path, overwrite:bool)->str:
+def check_video_out(inp:Path, out:Path, overwrite:bool)->str:
     "The container format for `out`, after refusing the input itself, an existing file (unless `overwrite`) and unknown types."
     fmt = FORMATS.get(out.suffix.lower())
     if fmt is None: raise VideoError(f"{out}: unknown video type {out.suffix or '(no extension)'!r}; use one of {', '.join(FORMATS)}")
@@ -320,7 +318,7 @@ def colorize_video(model:torch.nn.Module, # colorizer (model-scaled L -> model-s
     if not 0 <= crf <= 51: raise ValueError(f"crf must be between 0 and 51, got {crf}")
     inp, out = Path(inp).expanduser(), Path(out).expanduser()
     info = probe_video(inp)
-    fmt = _check_out(inp, out, overwrite)
+    fmt = check_video_out(inp, out, overwrite)
     try: out.parent.mkdir(parents=True, exist_ok=True)
     except OSError as e: raise VideoError(f"{out}: cannot create its folder ({_why(e)})") from None
     tmp = _tmp_name(out)
@@ -402,61 +400,3 @@ def find_models(*places)->list:
             if c.resolve() not in found and _is_model_file(c): found[c.resolve()] = c
     return sorted(found.values(), key=lambda c: -c.stat().st_mtime)
 
-def _pick_model(model:str|None)->Path:
-    "The model file for --model: a file, a registry name (`colorize --list-models`), by default the bundled day-one model."
-    from colorize_nbdev.zoo import ZooError, resolve_model
-    try: return resolve_model(model or 'dayone')
-    except ZooError as e: raise CliError(str(e)) from None
-
-def _load(model:str|None, device, module:str|None):
-    "(model, config) for the CLIs, `CliError` on a bad file."
-    from colorize_nbdev.modelfile import ModelFileError, load_model, import_arch_module
-    if module:
-        try: import_arch_module(module)
-        except ImportError as e: raise CliError(str(e)) from None
-    path = _pick_model(model)
-    try: return load_model(path, device=device)
-    except (ModelFileError, FileNotFoundError, IsADirectoryError) as e: raise CliError(str(e)) from None
-
-def _sigterm_exits():
-    "A SIGTERM (kill, a job scheduler) raises SystemExit, so the temporary file is removed as on Ctrl-C."
-    def h(signum, frame): raise SystemExit(128 + signum)
-    try: signal.signal(signal.SIGTERM, h)
-    except ValueError: pass   # not the main thread
-
-# %% ../nbs/08_tools.ipynb #d55c68b6
-@call_parse
-def colorize_video_cli(
-    input:str,            # the video to colour (only read)
-    out:str=None,         # the file to write (.mp4, .mkv, .mov, .avi); required; never the input
-    model:str=None,       # model file (save_model / colorize-train) or registry name; default: the bundled day-one model
-    smooth:float=SMOOTH,  # temporal smoothing of the colours, in [0, 1): 0 colours each frame on its own
-    render_size:int=256,  # short side of the picture the model sees (rounded to a multiple of 32)
-    crf:int=18,           # x264 quality: 0 lossless, 18 visually lossless, 23 x264's default
-    device:str=None,      # cpu, cuda, mps, ... (default: the GPU if there is one)
-    module:str=None,      # import this Python module first (it registers an architecture defined outside colorize_nbdev)
-    max_frames:int=None,  # stop after this many frames (a quick look)
-    overwrite:bool=False, # replace an existing OUT
-)->int:
-    "Colour a black-and-white video with a saved model: every frame keeps its own L; frame count, size, rate and audio are kept."
-    from colorize_nbdev.data.photos import plain_warnings; plain_warnings()   # `Warning: ...`, not Python's file:line format
-    if out is None: raise CliError("--out is required: the video file to write")
-    if not 0 <= smooth < 1: raise CliError(f"--smooth must be in [0, 1) (0: no smoothing), got {smooth}")
-    if render_size < MULTIPLE: raise CliError(f"--render-size must be at least {MULTIPLE} pixels, got {render_size}")
-    if not 0 <= crf <= 51: raise CliError(f"--crf must be between 0 and 51, got {crf}")
-    if max_frames is not None and max_frames < 1: raise CliError(f"--max-frames must be at least 1, got {max_frames}")
-    try: device = device_arg(device)
-    except ValueError as e: raise CliError(str(e)) from None
-    try:
-        info = probe_video(input)
-        _check_out(Path(input).expanduser(), Path(out).expanduser(), overwrite)
-    except VideoError as e: raise CliError(str(e)) from None
-    net, config = _load(model, device, module)
-    _sigterm_exits()
-    try: rep = colorize_video(net, config, input, out, smooth=smooth, render_size=render_size, crf=crf,
-                              overwrite=overwrite, max_frames=max_frames)
-    except (VideoError, ValueError) as e: raise CliError(str(e)) from None
-    print(f"Colored {rep['frames']} frames ({rep['width']} x {rep['height']}, {rep['fps']:g} frames/s"
-          f"{', audio ' + rep['audio'] if rep['audio'] else ''}) into {rep['out']} in {rep['seconds']:.1f} s "
-          f"({rep['frames_per_s']:.1f} frames/s; smoothing {smooth:g}, {rep['cuts']} cut(s) detected)")
-    return 0

@@ -120,7 +120,7 @@ def test_write_space(model_file, tmp_path):
 def test_command_errors(tmp_path):
     "One line, exit status 1 (as a command); the other refusals through the same function (a command costs seconds of imports)."
     from fastcore.script import CliError
-    from colorize_nbdev.app import colorize_app
+    from colorize_nbdev.cli import colorize_app
     one_line_error(run('colorize-app', '--model', tmp_path/'nope.pth'), 'nope.pth', 'no such file')
     with pytest.raises(CliError, match='no model file found'): colorize_app(model=str(tmp_path))
     with pytest.raises(CliError, match='--port'): colorize_app(port=70000)

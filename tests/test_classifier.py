@@ -202,7 +202,7 @@ def test_resume_keeps_the_class_weights(photos, tmp_path, monkeypatch):
 
 def test_wrong_loss_is_refused(photos, tmp_path):
     from fastcore.script import CliError
-    from colorize_nbdev.train import colorize_train
+    from colorize_nbdev.cli import colorize_train
     with pytest.raises(CliError, match="its own loss.*'ce'"):
         colorize_train(arch='classifier', data=str(photos), out=str(tmp_path/'m.pth'), loss='l1', epochs=1, size=32,
                        no_pretrained=True, workers=0, device='cpu')

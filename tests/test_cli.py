@@ -77,3 +77,39 @@ def test_demo_verdict_never_calls_muted_colour_full():
     assert 'nearly gray' in verdict(dict(psnr=17.1, ssim=0.9, auc=80.0, cf_ratio=0.1, n=8), gray)
     assert 'treat its colours as guesses' in verdict(dict(psnr=17.1, ssim=0.9, auc=80.0, cf_ratio=0.1, n=8), gray)
     assert 'garish' in verdict(dict(psnr=16.0, ssim=0.8, auc=79.0, cf_ratio=1.6, n=8), gray)
+
+
+def test_every_console_script_lives_in_the_cli_module():
+    "One CLI module: every [project.scripts] entry points into colorize_nbdev.cli, and each is a function there."
+    import tomllib
+    import colorize_nbdev.cli as cli
+    root = Path(__file__).resolve().parents[1]
+    scripts = tomllib.loads((root/'pyproject.toml').read_text())['project']['scripts']
+    assert len(scripts) == 7
+    for name, target in scripts.items():
+        mod, fn = target.split(':')
+        assert mod == 'colorize_nbdev.cli', (name, target)
+        assert callable(getattr(cli, fn)), (name, fn)
+
+
+@pytest.mark.parametrize('cmd', ['colorize', 'colorize-eval', 'colorize-train', 'colorize-demo', 'colorize-video', 'colorize-app'])
+def test_help_shows_names_not_placeholders(cmd):
+    "Every command's --help names its values (FOLDER, PX, MODEL, ...), never fastcore's '(str)'/'(int)', nor '(default: False)' on flags."
+    r = run(cmd, '--help')
+    assert r.returncode == 0, r.stderr
+    for bad in ('(str)', '(int)', '(float)', 'default: False', 'default: None'): assert bad not in r.stdout, (cmd, bad)
+    assert '--device DEVICE' in r.stdout or cmd in ('colorize-demo',)
+
+
+@pytest.mark.parametrize('args,words', [
+    (['colorize', 'x.jpg', '--out', 'o', '--device', 'gpu0'], ['--device gpu0']),
+    (['colorize', 'x.jpg', '--out', 'o', '--render-size', '5000'], ['--render-size must be between 32 and 2048 pixels']),
+    (['colorize-eval', 'nowhere', '--gray'], ['no such folder']),
+    (['colorize-eval', '.', '--gray', '--size', '99999'], ['--size must be between 8 and 2048']),
+    (['colorize-video', 'in.mp4', '--out', 'o.mp4', '--crf', '99'], ['--crf must be between 0 and 51']),
+    (['colorize-app', '--port', '0'], ['--port must be between 1 and 65535']),
+])
+def test_the_shared_argument_checks_give_one_line(args, words, tmp_path):
+    "The same checks in every command: one line, exit status 1, no traceback."
+    from clitools import one_line_error
+    one_line_error(run(*args, cwd=tmp_path), *words)

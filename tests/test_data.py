@@ -426,7 +426,7 @@ def test_fastai_learner_fits_gets_preds_and_exports(tmp_path):
     import matplotlib; matplotlib.use('Agg'); import matplotlib.pyplot as plt
     from fastai.learner import Learner
     _photos(tmp_path/'ph', 10)
-    dls = photo_dls(tmp_path/'ph', size=32, bs=4, num_workers=0, device='cpu', seed=0)
+    dls = photo_dls(tmp_path/'ph', size=32, bs=4, valid_pct=0.2, num_workers=0, device='cpu', seed=0)
     model = torch.nn.Sequential(torch.nn.Conv2d(1, 8, 3, padding=1), torch.nn.ReLU(), torch.nn.Conv2d(8, 2, 3, padding=1))
     learn = Learner(dls, model, loss_func=torch.nn.functional.mse_loss, path=tmp_path)
     learn.fit(1, 1e-3)

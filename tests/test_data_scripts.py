@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SCRIPTS = ROOT/'data_scripts'
 WRAPPERS = {'places365': 'places365', 'places205': 'places205', 'coco_sample': 'coco-sample', 'anime_pairs': 'anime-pairs',
             'devphotos': 'devphotos'}          # data_scripts/NAME.py -> colorize-data subcommand
-COLORIZE_DATA = 'import sys; from colorize_nbdev.datasets import colorize_data; colorize_data()'
+COLORIZE_DATA = 'import sys; from colorize_nbdev.cli import colorize_data; colorize_data()'
 
 
 def run_inproc(name, *argv):

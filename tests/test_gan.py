@@ -12,6 +12,7 @@ from colorize_nbdev.data.samples import sample_photos
 from colorize_nbdev.modelfile import load_model
 from colorize_nbdev.models.gan import GANColorizer, UnetColorizer, PatchDiscriminator
 from colorize_nbdev import train as T
+from colorize_nbdev import cli as C
 
 from clitools import QUIET, run as run_cli   # tests/clitools.py
 
@@ -94,7 +95,7 @@ class _Lower(Callback):
 
 def test_bad_options_are_one_line_errors(photos, tmp_path):
     def err(**kw):
-        with pytest.raises(CliError) as e: T.colorize_train(**{'arch': 'gan', 'data': str(photos), 'out': str(tmp_path/'m.pth'), **kw})
+        with pytest.raises(CliError) as e: C.colorize_train(**{'arch': 'gan', 'data': str(photos), 'out': str(tmp_path/'m.pth'), **kw})
         return str(e.value)
     assert err(opts='d_ratio=3:2') .startswith("d_ratio must look like")
     assert err(opts='generator=vgg').startswith("generator must be one of")

@@ -15,7 +15,8 @@ from colorize_nbdev.data.samples import sample_batch, sample_photos
 from colorize_nbdev.metrics import model_colorizer
 from colorize_nbdev.modelfile import ARCHS, build_model, load_model, save_model
 from colorize_nbdev.models.regressor import PretrainedWeightsError
-from colorize_nbdev.train import train_defaults, colorize_train
+from colorize_nbdev.train import train_defaults
+from colorize_nbdev.cli import colorize_train
 from fastcore.script import CliError
 
 from clitools import QUIET, one_line_error, run as run_cli   # tests/clitools.py

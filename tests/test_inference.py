@@ -13,7 +13,8 @@ from PIL import Image
 from colorize_nbdev.color import rgb_to_lab
 from colorize_nbdev.data.core import open_rgb
 from colorize_nbdev.data.samples import sample_photos
-from colorize_nbdev.inference import (EXIT_SOME_FAILED, ColorizeError, colorize_image, colorize_paths, recombine,
+from colorize_nbdev.cli import EXIT_SOME_FAILED
+from colorize_nbdev.inference import (ColorizeError, colorize_image, colorize_paths, recombine,
                                       render_shape, prepare, run_model)
 from colorize_nbdev.modelfile import save_model
 

@@ -14,6 +14,7 @@ from colorize_nbdev.color import rgb_to_lab_norm
 from colorize_nbdev.metrics import model_colorizer
 from colorize_nbdev.modelfile import load_model, register_arch
 from colorize_nbdev import train as T
+from colorize_nbdev import cli as C
 
 from clitools import QUIET, command, one_line_error, run as run_cli   # tests/clitools.py
 
@@ -148,7 +149,7 @@ class FakeClock:
 
 
 class Tick(Callback):
-    "Advance a `FakeClock` by `dt` seconds at the end of every training batch (before `TrainState` reads it)."
+    "Advance a `FakeClock` by `dt` seconds at the end of every training batch (before `Budget` reads it)."
     order = 60
     def __init__(self, clock, dt): self.clock, self.dt = clock, dt
     def after_batch(self):
@@ -189,7 +190,7 @@ def test_bad_arguments_are_one_line_errors(photos, tmp_path):
     assert mine.read_text() == 'my notes'
     # the other checks, in this process (a command costs seconds of imports): the same `CliError`s
     def err(**kw):
-        with pytest.raises(CliError) as e: T.colorize_train(**{'arch': 'regressor', 'data': str(photos), 'out': str(tmp_path/'m.pth'), **kw})
+        with pytest.raises(CliError) as e: C.colorize_train(**{'arch': 'regressor', 'data': str(photos), 'out': str(tmp_path/'m.pth'), **kw})
         return str(e.value)
     assert err(epochs=2, minutes=1) == 'give --epochs or --minutes, not both'
     assert err(data=str(tmp_path/'nowhere')) == f"--data {tmp_path/'nowhere'}: no such folder"
@@ -255,7 +256,7 @@ def test_fine_tuning_starts_from_the_init_file(photos, tmp_path):
 def test_colorize_train_init_by_name_and_its_errors(photos, tmp_path):
     "colorize-train --init NAME|FILE: the architecture comes from the model; a wrong --arch, a bad name or file is one line."
     def err(**kw):
-        with pytest.raises(CliError) as e: T.colorize_train(**{'data': str(photos), 'out': str(tmp_path/'m.pth'), **kw})
+        with pytest.raises(CliError) as e: C.colorize_train(**{'data': str(photos), 'out': str(tmp_path/'m.pth'), **kw})
         return str(e.value)
     assert err(init='nosuchmodel').startswith('--init nosuchmodel: unknown model')
     assert 'not --arch regressor; leave --arch out' in err(init='dayone', arch='regressor')
@@ -269,11 +270,11 @@ def test_help_names_every_architecture_and_real_defaults(capsys):
     "colorize-train --help lists the registered architectures and no fastcore placeholders; --defaults prints an architecture's."
     T.import_archs()
     ours = sorted(a for a in T.ARCHS if not a.startswith('test-'))
-    assert sorted(a.strip() for a in T.ARCH_NAMES.split(',')) == ours
+    assert sorted(a.strip() for a in C.ARCH_NAMES.split(',')) == ours
     r = run('colorize-train', '--help')
     assert r.returncode == 0
     assert '(str)' not in r.stdout and '(int)' not in r.stdout and 'default: False' not in r.stdout and 'TRAIN_DEFAULTS' not in r.stdout
-    d = T.colorize_train(arch='template', defaults=True)
+    d = C.colorize_train(arch='template', defaults=True)
     assert d == T.train_defaults('template') and d['size'] == 64
     assert 'size         64' in capsys.readouterr().out
 
@@ -309,3 +310,18 @@ def test_fine_tuning_keeps_batch_norm_statistics(photos, tmp_path):
     T.fit_colorizer(None, photos, tmp_path/'c.pth', init=tmp_path/'a.pth', keep_bn_stats=False, epochs=1, size=32, bs=4, **CPU)
     c = load_model(tmp_path/'c.pth', device='cpu')[0].state_dict()
     assert not torch.equal(a['1.running_mean'], c['1.running_mean'])
+
+
+def test_one_set_of_defaults():
+    "No conflicting duplicates: the data loaders' defaults are the training defaults, and the GAN callback's are the gan model's."
+    import inspect
+    from colorize_nbdev.data.core import photo_dls, split_by_file
+    from colorize_nbdev.models.gan import GAN_DEFAULTS, GANColorizer, GANTrainer
+    p = inspect.signature(photo_dls).parameters
+    for k in ('size', 'bs', 'valid_pct'): assert p[k].default == T.TRAIN_DEFAULTS[k], k
+    assert inspect.signature(split_by_file).parameters['valid_pct'].default == T.TRAIN_DEFAULTS['valid_pct']
+    tr, gc = inspect.signature(GANTrainer).parameters, inspect.signature(GANColorizer).parameters
+    for k, v in GAN_DEFAULTS.items():
+        assert tr[k].default == v, k
+        if k in gc: assert gc[k].default == v, k
+    assert GANTrainer(torch.nn.Conv2d(3, 1, 1)).adv_start == GAN_DEFAULTS['adv_start']

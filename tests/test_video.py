@@ -19,7 +19,8 @@ from colorize_nbdev.modelfile import save_model
 from colorize_nbdev.models.regressor import Regressor
 from fastcore.script import CliError
 
-from colorize_nbdev.video import (ABSmoother, colorize_frames, colorize_video, colorize_video_cli, clip_frames, flicker, frame_ab, frame_l, make_test_clip,
+from colorize_nbdev.cli import colorize_video_cli
+from colorize_nbdev.video import (ABSmoother, colorize_frames, colorize_video, clip_frames, flicker, frame_ab, frame_l, make_test_clip,
                                   probe_video, read_frames, write_clip)
 
 from clitools import command, one_line_error, run as run_cli   # tests/clitools.py

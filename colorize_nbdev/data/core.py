@@ -6,9 +6,9 @@ Docs: https://colorize-nbdev.github.io/colorize-nbdev/data.html.md"""
 
 # %% auto #0
 __all__ = ['MAX_TRIES', 'GRAY_CHROMA', 'random_resized_box', 'center_box', 'to_uint8_tensor', 'to_pil', 'crop_resize',
-           'PhotoDataset', 'LabBatch', 'ColorDL', 'split_by_file', 'mean_chroma', 'is_grayish', 'scan_images',
-           'ColorDataLoaders', 'photo_dls', 'pencil_sketch', 'make_sketch_pairs', 'split_pair', 'PairDataset', 'to_pm1',
-           'from_pm1', 'PairBatch', 'PairDL', 'pair_dls']
+           'PhotoDataset', 'LabBatch', 'ResumableDL', 'ColorDL', 'split_by_file', 'mean_chroma', 'is_grayish',
+           'scan_images', 'ColorDataLoaders', 'photo_dls', 'pencil_sketch', 'make_sketch_pairs', 'split_pair',
+           'PairDataset', 'to_pm1', 'from_pm1', 'PairBatch', 'PairDL', 'pair_dls']
 
 # %% ../../nbs/01_data.ipynb #47f3eadf
 import copy, hashlib, math, os, random, threading, warnings
@@ -27,7 +27,7 @@ with warnings.catch_warnings():   # fastai 2.8 calls torch.jit.script at import,
     from fastai.data.core import DataLoaders
     from fastai.torch_core import default_device, defaults
 from ..color import rgb_to_lab, rgb_to_lab_norm, lab_norm_to_rgb
-from .photos import IMAGE_EXTS, ImageReadError, find_images, open_rgb, warn_skipped, _to_rgb
+from .photos import IMAGE_EXTS, ImageReadError, find_images, open_rgb, warn_skipped, to_rgb
 from .samples import center_crop_resize
 
 # %% ../../nbs/01_data.ipynb #574503e6
@@ -166,7 +166,15 @@ def _grid(rows, titles, ncols=2, size=2.0, suptitle=None):
 
 def _hwc(t): return t.detach().float().cpu().permute(0, 2, 3, 1).numpy()
 
-class ColorDL(DataLoader):
+class ResumableDL:
+    "Mixin for a fastai `DataLoader`: its next pass starts `skip_batches` batches into its (shuffled) order, then it resets to 0; `skipped_batches` says how many the current pass skipped. Resuming a training run mid-epoch (lesson 93's `Checkpoint`) sets it."
+    skip_batches, skipped_batches = 0, 0
+    def get_idxs(self):
+        idxs = super().get_idxs()
+        self.skipped_batches, self.skip_batches = self.skip_batches, 0
+        return idxs[self.skipped_batches*self.bs:]
+
+class ColorDL(ResumableDL, DataLoader):
     "fastai `DataLoader` of (L, ab) batches, with `show_batch` and `show_results`."
     def show_batch(self, b=None, max_n:int=8, ncols:int=4, size:float=1.8, show:bool=True):
         "Gray input L next to its colour target (rebuilt from L and ab), for `max_n` photos of batch `b` (default: `one_batch()`); `show=False` returns the figure."
@@ -189,7 +197,7 @@ class ColorDL(DataLoader):
 
 # %% ../../nbs/01_data.ipynb #2cd9b6b4
 def split_by_file(files, # image paths
-                  valid_pct:float=0.2, # fraction for validation (rounded; at least 1 file when > 0 and there are 2+ files)
+                  valid_pct:float=0.1, # fraction for validation (rounded; at least 1 file when > 0 and there are 2+ files)
                   seed:int=42, # same seed, same split
                   root=None)->tuple: # paths are hashed relative to `root` (default: their common folder)
     "Seeded split of `files` into (train, valid) lists of paths, each sorted."
@@ -210,7 +218,7 @@ GRAY_CHROMA = 2.0   # mean Lab chroma below which a photo counts as gray
 
 def mean_chroma(img:Image.Image, thumb:int=64)->float:
     "Mean Lab chroma sqrt(a²+b²) of `img` (PIL, any mode), measured on a `thumb`-pixel thumbnail."
-    im = img if img.mode == 'RGB' else _to_rgb(img)
+    im = img if img.mode == 'RGB' else to_rgb(img)
     im = im.copy(); im.thumbnail((thumb, thumb), Image.Resampling.BILINEAR)
     lab = rgb_to_lab(to_uint8_tensor(im))
     return lab[1:].square().sum(0).sqrt().mean().item()
@@ -290,9 +298,9 @@ def _loaders(ds_train, ds_valid, tfm_cls, dl_cls, files, bs, num_workers, device
     return ColorDataLoaders(tr, va, scan=scan, path=path, device=device)
 
 def photo_dls(source, # a folder of photos (searched recursively) or a list of image paths
-              size:int=256, # output crops are size x size
-              bs:int=32, # batch size
-              valid_pct:float=0.2, # fraction of files for validation
+              size:int=128, # output crops are size x size (the defaults are the course's training defaults: lesson 93's `TRAIN_DEFAULTS`)
+              bs:int=16, # batch size
+              valid_pct:float=0.1, # fraction of files for validation
               seed:int|None=42, # seeds the split (always 42 when None) and the train shuffling
               min_scale:float=0.25, # random resized crop: smallest fraction of the photo's area
               flip:bool=True, # random horizontal flips for training
@@ -387,7 +395,7 @@ class PairBatch(_ReportFailed):
     what = 'sketch pairs'
     def convert(self, s, c): return to_pm1(s), to_pm1(c)
 
-class PairDL(DataLoader):
+class PairDL(ResumableDL, DataLoader):
     "fastai `DataLoader` of (sketch, colour) batches in [-1, 1], with `show_batch` and `show_results`."
     def show_batch(self, b=None, max_n:int=8, ncols:int=4, size:float=1.8, show:bool=True):
         "Sketch next to its colour target."

@@ -6,7 +6,7 @@ Docs: https://colorize-nbdev.github.io/colorize-nbdev/hypercolumns.html.md"""
 
 # %% auto #0
 __all__ = ['VGG16', 'IMAGENET_MEAN', 'IMAGENET_STD', 'SPACE_IO', 'HEADS', 'vgg_channels', 'vgg16_bn_features', 'block_channels',
-           'vgg16_bn_imagenet_state', 'gray_conv1', 'conv_bn_relu', 'Hypercolumn']
+           'vgg16_bn_imagenet_state', 'gray_conv1', 'Hypercolumn']
 
 # %% ../../nbs/06_hypercolumns.ipynb #16df34b9
 import torch
@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torchvision.models import VGG16_BN_Weights
 
 from ..modelfile import register_arch
-from .regressor import PretrainedWeightsError, imagenet_state, pad_to_multiple
+from .regressor import PretrainedWeightsError, conv_bn_relu, imagenet_state, pad_to_multiple
 
 # %% ../../nbs/06_hypercolumns.ipynb #58f32917
 VGG16 = (64, 64, 'M', 128, 128, 'M', 256, 256, 256, 'M', 512, 512, 512, 'M', 512, 512, 512)   # torchvision's cfg 'D', without pool5
@@ -60,10 +60,6 @@ def gray_conv1(sd:dict)->dict:
 # %% ../../nbs/06_hypercolumns.ipynb #0195e0b4
 SPACE_IO = {'yuv': ('yuv_y', 'yuv_uv'), 'lab': ('lab_l', 'lab_ab')}   # `space` -> the model's `io` (what it takes, what it returns)
 HEADS = ('linear', 'tanh', 'softmax')   # softmax across the 2 output channels is S5's sepia bug, kept to reproduce it
-
-def conv_bn_relu(ni:int, nf:int)->nn.Sequential:
-    "3x3 conv (no bias: BatchNorm follows) + BatchNorm + ReLU."
-    return nn.Sequential(nn.Conv2d(ni, nf, 3, padding=1, bias=False), nn.BatchNorm2d(nf), nn.ReLU(inplace=True))
 
 @register_arch('hypercolumn')
 class Hypercolumn(nn.Module):

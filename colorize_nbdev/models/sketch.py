@@ -21,17 +21,19 @@ from PIL import Image
 with warnings.catch_warnings():
     warnings.filterwarnings('ignore', message='.*torch.jit.script', category=FutureWarning)
     from fastai.callback.core import Callback
+    from fastai.learner import Learner
     from fastai.optimizer import Adam
     from fastai.torch_core import default_device
     from fastcore.foundation import L
 
 from ..data.core import (find_images, open_rgb, scan_images, pair_dls, PairDataset, PairBatch, PairDL,
                                       to_uint8_tensor, to_pil, to_pm1, from_pm1, _loaders)
+from ..data.photos import to_rgb
 from ..metrics import to_uint8, score_batch, summarize
 from ..modelfile import ModelFileError, MODEL_FORMAT, atomic_save, _check_plain, register_arch
 from ..color import SKETCH_IO
 from .gan import Pix2PixUnet, PatchDiscriminator, GANTrainer, receptive_field
-from ..train import ColorLearner, PSNRMetric, CFRatio, _opt_state
+from ..train import PSNRMetric, CFRatio, StartAtEpoch, opt_state
 
 # %% ../../nbs/05_sketch2color.ipynb #67db6ec1
 S2_HPARAMS = dict(
@@ -39,6 +41,7 @@ S2_HPARAMS = dict(
     bs=4, epochs=15,                      # batch 4, 15 epochs (~6 min each on a Kaggle GPU, as S2 reported)
     lr=2e-4, betas=(0.5, 0.999), eps=1e-7, wd=0.,  # Adam for both networks, constant lr (eps: TensorFlow's default)
     lam=100., gan_mode='bce',             # generator: BCE-with-logits GAN loss + 100 * L1
+    adv_start=0., d_start=0.,             # both networks train from the first step (no NoGAN phase)
     nf=64, n_down=8, dropout=0.5,         # pix2pix U-Net, 3 -> 3 channels, 256 px -> 1x1
     d_nf=64, d_layers=3,                  # 70x70 PatchGAN on 6 channels (sketch + colour), 30x30 logits at 256 px
 )
@@ -109,7 +112,7 @@ def sketch_learner(dls,                                # DataLoaders of (sketch,
                    d_nf:int=S2_HPARAMS['d_nf'], d_layers:int=S2_HPARAMS['d_layers'],
                    lr:float=S2_HPARAMS['lr'], betas:tuple=S2_HPARAMS['betas'], eps:float=S2_HPARAMS['eps'],
                    wd:float=S2_HPARAMS['wd'],
-                   cbs=None, **gan_kwargs)->ColorLearner: # more `GANTrainer` options (real_label, d_ratio, adv_start, ...)
+                   cbs=None, **gan_kwargs)->Learner: # more `GANTrainer` options (real_label, d_ratio, adv_start, ...)
     "A fastai Learner for S2's pix2pix: `SketchColorizer` with L1 loss, a `GANTrainer` on a 6-channel PatchGAN, Adam(lr, betas)."
     if not (hasattr(dls, 'train') and hasattr(dls, 'valid')):
         raise TypeError(f"sketch_learner: expected fastai DataLoaders of (sketch, colour) pairs (see sketch_dls), got {type(dls).__name__}")
@@ -120,11 +123,12 @@ def sketch_learner(dls,                                # DataLoaders of (sketch,
     metrics, extra = [PSNRMetric(sketch_rgb_pair), CFRatio(sketch_rgb_pair)], []
     if gan:
         trainer = GANTrainer(PatchDiscriminator(6, nf=d_nf, n_layers=d_layers), lam=lam, gan_mode=gan_mode,
-                             d_lr=lr, betas=tuple(betas), **gan_kwargs)
+                             d_lr=lr, betas=tuple(betas),
+                             **{'adv_start': S2_HPARAMS['adv_start'], 'd_start': S2_HPARAMS['d_start'], **gan_kwargs})
         extra, metrics = [trainer], metrics + trainer.metrics()
     elif gan_kwargs: raise ValueError(f"sketch_learner: {', '.join(gan_kwargs)} only apply with gan=True")
     opt_func = partial(Adam, mom=betas[0], sqr_mom=betas[1], eps=eps, wd=wd)
-    return ColorLearner(dls, gen, loss_func=nn.L1Loss(), opt_func=opt_func, lr=lr, wd=wd, moms=(betas[0],)*3,
+    return Learner(dls, gen, loss_func=nn.L1Loss(), opt_func=opt_func, lr=lr, wd=wd, moms=(betas[0],)*3,
                         metrics=metrics, cbs=extra + list(L(cbs)))
 
 # %% ../../nbs/05_sketch2color.ipynb #0733e496
@@ -191,7 +195,7 @@ class SketchCheckpoint(Callback):
         gan = getattr(self.learn, 'gan', None)
         atomic_save(dict(format=SKETCH_CKPT_FORMAT, version=SKETCH_VERSION, epoch=self.epoch + 1,
                          config=dict(self.model.config), gan=gan is not None,
-                         model={k: v.detach() for k, v in self.model.state_dict().items()}, opt=_opt_state(self.opt),
+                         model={k: v.detach() for k, v in self.model.state_dict().items()}, opt=opt_state(self.opt),
                          gan_state=gan.ckpt_state() if gan is not None else None, history=_plain_history(self.learn)),
                     self.path)
 
@@ -199,7 +203,7 @@ def fit_sketch(learn,                         # from `sketch_learner`
                epochs:int=S2_HPARAMS['epochs'],
                lr:float|None=None,            # constant learning rate (default: the Learner's, S2's 2e-4)
                ckpt=None,                     # checkpoint file: written after every epoch, resumed from when it exists
-               )->ColorLearner:
+               )->Learner:
     "Train for `epochs` at a constant learning rate, as S2; with `ckpt`, resumable after any interruption."
     if not isinstance(epochs, int) or epochs < 1: raise ValueError(f"fit_sketch: epochs must be a positive int, got {epochs!r}")
     if not isinstance(learn.model, SketchColorizer): raise TypeError("fit_sketch: expected a Learner from sketch_learner")
@@ -220,9 +224,8 @@ def fit_sketch(learn,                         # from `sketch_learner`
             print(f"fit_sketch: resuming from {ckpt} after epoch {done}")
         cbs = [SketchCheckpoint(ckpt, history)]
     if done >= epochs: print(f"fit_sketch: {done} epochs done already (of {epochs}): nothing to train")
-    learn.first_epoch = done
-    try: learn.fit(epochs, lr, cbs=cbs)   # with every epoch done, this only puts the run's history back in the Recorder
-    finally: learn.first_epoch = 0
+    # the epochs left, numbered from `done` on; with every epoch done, this only puts the run's history back in the Recorder
+    learn.fit(max(epochs - done, 0), lr, cbs=cbs + ([StartAtEpoch(done)] if done else []))
     return learn
 
 # %% ../../nbs/05_sketch2color.ipynb #c459495f
@@ -260,10 +263,7 @@ def _sketch_rgb(img)->Image.Image:
     if isinstance(img, (str, Path)): return open_rgb(img)
     if not isinstance(img, Image.Image): raise TypeError(f"colorize_sketch: expected a PIL image or an image file, got {type(img).__name__}")
     if img.width < 1 or img.height < 1: raise ValueError(f"colorize_sketch: the sketch is empty ({img.width}x{img.height} pixels)")
-    if 'A' in img.mode or 'a' in img.mode or 'transparency' in img.info:
-        rgba = img.convert('RGBA')
-        return Image.alpha_composite(Image.new('RGBA', rgba.size, (255, 255, 255, 255)), rgba).convert('RGB')
-    return img.convert('RGB')
+    return to_rgb(img)   # lesson 98's conversion: transparency on white, high bit depths scaled
 
 @torch.no_grad()
 def colorize_sketch(model:nn.Module,      # a `SketchColorizer` (e.g. from `load_sketch_model`)
@@ -344,5 +344,5 @@ class SketchGAN(SketchColorizer):
         o = self.gan_opts
         if not o['gan']: return {}
         trainer = GANTrainer(PatchDiscriminator(6, nf=o['d_nf'], n_layers=o['d_layers']), lam=o['lam'], gan_mode=o['gan_mode'],
-                             d_lr=run['lr'], betas=S2_HPARAMS['betas'])
+                             d_lr=run['lr'], betas=S2_HPARAMS['betas'], adv_start=S2_HPARAMS['adv_start'], d_start=S2_HPARAMS['d_start'])
         return dict(cbs=[trainer], metrics=trainer.metrics())
