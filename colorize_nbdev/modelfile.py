@@ -6,8 +6,8 @@ Docs: https://colorize-nbdev.github.io/colorize-nbdev/modelfile.html.md"""
 
 # %% auto #0
 __all__ = ['MODEL_FORMAT', 'MODEL_VERSION', 'PREP_KEYS', 'PREP_DEFAULTS', 'ARCHS', 'register_arch', 'arch_kwargs', 'build_model',
-           'ModelFileError', 'atomic_save', 'save_model', 'read_model_file', 'import_arch_module', 'default_device',
-           'load_model', 'model_io', 'predict_ab']
+           'ModelFileError', 'atomic_save', 'save_model', 'load_torch_file', 'read_model_file', 'import_arch_module',
+           'default_device', 'load_model', 'model_io', 'predict_ab']
 
 # %% ../nbs/92_modelfile.ipynb #cfc498e1
 import importlib, os, pickle, warnings
@@ -106,6 +106,7 @@ def save_model(model:nn.Module, # the trained network
                arch:str,        # its registered architecture name
                config:dict|None=None, # constructor arguments plus preprocessing keys (`input`, `output`, `size`)
                overwrite:bool=False,  # replace `path` even if it is not a model file
+               info:dict|None=None,   # notes kept in the file, plain data (data, epochs, scores, ...); `load_model` puts them in `model.info`
               )->Path:
     "Save `model` as a colorize-nbdev model file, atomically; `load_model(path)` rebuilds it."
     path = Path(path).expanduser()
@@ -113,6 +114,8 @@ def save_model(model:nn.Module, # the trained network
                                            f"with @register_arch({arch!r})); registered: {', '.join(sorted(ARCHS)) or 'none'}")
     config = {**PREP_DEFAULTS, **(config or {})}
     _check_plain(config, 'config')
+    if info is not None and not isinstance(info, dict): raise TypeError(f"save_model: info must be a dict, got {type(info).__name__}")
+    _check_plain(info, 'info')
     sd = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     try:
         with torch.device('meta'): ref = build_model(arch, config).state_dict()   # shapes only: no memory, no time
@@ -128,6 +131,7 @@ def save_model(model:nn.Module, # the trained network
         raise FileExistsError(f"save_model: {path} exists and is not a colorize-nbdev model file; not replacing it "
                               "(choose another name, or pass overwrite=True)")
     obj = {'format': MODEL_FORMAT, 'version': MODEL_VERSION, 'arch': arch, 'config': config, 'state_dict': sd}
+    if info: obj['info'] = dict(info)
     mod = getattr(ARCHS[arch], '__module__', None)
     if mod and mod != '__main__': obj['module'] = mod
     return atomic_save(obj, path)
@@ -141,27 +145,34 @@ def _kind(path):
     if head.startswith((b'\xff\xd8\xff', b'\x89PNG')): return 'image'
     return 'other'
 
-def read_model_file(path)->dict:
-    "The checked contents of model file `path`: `format`, `version`, `arch`, `config`, `state_dict` (and `module`)."
+def load_torch_file(path, what:str='model file'):
+    "`torch.load` of `path` with tensors and plain data only, or one clear error: missing, a folder, empty, an image, Python objects (refused: loading them could run code), not PyTorch, truncated. For model files and the course's checkpoints."
     path = Path(path).expanduser()
-    if not path.exists(): raise FileNotFoundError(f"{path}: no such model file")
-    if path.is_dir(): raise ModelFileError(path, "is a folder, not a model file")
+    if not path.exists(): raise FileNotFoundError(f"{path}: no such {what}")
+    if path.is_dir(): raise ModelFileError(path, f"is a folder, not a {what}")
     if path.stat().st_size == 0: raise ModelFileError(path, "empty file (0 bytes)")
     kind = _kind(path)
-    if kind == 'image': raise ModelFileError(path, "is an image, not a model file")
-    try: obj = _read(path)
+    if kind == 'image': raise ModelFileError(path, f"is an image, not a {what}")
+    try: return _read(path)
     except pickle.UnpicklingError as e:
         if kind in ('pickle', 'zip') and 'Weights only load failed' in str(e):
             raise ModelFileError(path, "holds Python objects, not only tensors and plain data: refused, since loading them "
-                                       "could run code (a colorize-nbdev model file holds tensors, numbers and strings only)") from None
+                                       f"could run code (a colorize-nbdev {what} holds tensors, numbers and strings only)") from None
         raise ModelFileError(path, "is not a PyTorch file (or it is corrupt)") from None
     except Exception as e:
         if kind != 'zip': raise ModelFileError(path, "is not a PyTorch file (or it is corrupt)") from None
         detail = str(e).split('. ')[0].splitlines()[0][:120] if str(e) else type(e).__name__
         raise ModelFileError(path, f"is truncated or corrupt ({detail})") from None
+
+def read_model_file(path)->dict:
+    "The checked contents of model file `path`: `format`, `version`, `arch`, `config`, `state_dict` (and `module`, `info`)."
+    obj = load_torch_file(path)
+    path = Path(path).expanduser()
     if not isinstance(obj, dict) or obj.get('format') != MODEL_FORMAT:
         hint = ''
-        if isinstance(obj, dict) and obj and all(isinstance(v, torch.Tensor) for v in obj.values()):
+        if isinstance(obj, dict) and str(obj.get('format', '')).endswith('checkpoint'):
+            hint = ": it is a training checkpoint; the model file is written when training ends (or resume the run)"
+        elif isinstance(obj, dict) and obj and all(isinstance(v, torch.Tensor) for v in obj.values()):
             hint = ("; it looks like a bare state_dict: build the network yourself and call "
                     "model.load_state_dict(torch.load(path)), then save it with save_model")
         raise ModelFileError(path, f"is a PyTorch file but not a colorize-nbdev model (no 'format': {MODEL_FORMAT!r}){hint}")
@@ -209,6 +220,7 @@ def load_model(path, device=None)->tuple:
         raise ModelFileError(path, f"its weights do not fit architecture {arch!r} with config {config}: "
                                    + '; '.join(probs[:5]) + (f' (and {len(probs) - 5} more)' if len(probs) > 5 else ''))
     model.load_state_dict(obj['state_dict'])
+    model.info = dict(obj.get('info') or {})   # the notes `save_model(info=...)` kept
     return model.to(torch.device(device) if device is not None else default_device()).eval(), config
 
 # %% ../nbs/92_modelfile.ipynb #1e5a68c2

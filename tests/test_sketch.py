@@ -12,7 +12,9 @@ from torch import nn
 import colorize_nbdev.models.sketch as S
 from colorize_nbdev.data.core import make_sketch_pairs, from_pm1
 from colorize_nbdev.data.samples import sample_photos
-from colorize_nbdev.modelfile import ModelFileError, MODEL_FORMAT
+from colorize_nbdev.color import SKETCH_IO
+from colorize_nbdev.modelfile import ModelFileError, build_model, load_model, save_model
+import colorize_nbdev.models.template  # noqa: F401  (registers 'template')
 
 TINY = dict(nf=8, n_down=5, d_nf=8, d_layers=2)
 
@@ -149,6 +151,8 @@ def test_save_load_round_trip(tmp_path):
     p = S.save_sketch_model(g, tmp_path/'m.pth', info=dict(epochs=3, note='test', sizes=[64, 256]))
     g2 = S.load_sketch_model(p, device='cpu')
     assert g2.config == dict(nf=4, n_down=4, dropout=0.3) and g2.info['sizes'] == [64, 256] and not g2.training
+    net, config = load_model(p, device='cpu')   # the package's model file: what colorize and colorize-eval load
+    assert (config['input'], config['output']) == SKETCH_IO and isinstance(net, S.SketchColorizer)
     x = torch.randn(2, 3, 40, 24)
     with torch.no_grad(): assert torch.equal(g2(x), g.eval()(x))
     S.save_sketch_model(g2, p)                             # replacing a sketch model file is fine
@@ -160,13 +164,15 @@ def test_save_load_round_trip(tmp_path):
 def test_refused_files(tmp_path):
     g = S.SketchColorizer(nf=4, n_down=4)
     good = torch.load(S.save_sketch_model(g, tmp_path/'good.pth'), weights_only=True)
+    save_model(build_model('template'), tmp_path/'photo.pth', 'template')
+    with pytest.raises(ModelFileError, match='photo colorizer'): S.load_sketch_model(tmp_path/'photo.pth')
     cases = {
         'evil.pth': ({**good, 'info': {'x': tmp_path}}, 'refused'),                       # pickled Python object
-        'photo.pth': ({'format': MODEL_FORMAT, 'arch': 'unet'}, "photo colorizer"),
         'bare.pth': (dict(g.state_dict()), 'bare state_dict'),
         'newer.pth': ({**good, 'version': 99}, 'newer'),
-        'shapes.pth': ({**good, 'config': dict(nf=8, n_down=4, dropout=0.5)}, 'do not fit'),
-        'badcfg.pth': ({**good, 'config': dict(nf=4, n_down=4, colour=True)}, 'cannot be built'),
+        'shapes.pth': ({**good, 'config': {**good['config'], 'nf': 8}}, 'do not fit'),
+        'badcfg.pth': ({**good, 'config': {**good['config'], 'colour': True}}, 'cannot build'),
+        'ckpt.pth': ({'format': S.SKETCH_CKPT_FORMAT, 'version': 1}, 'training checkpoint'),
     }
     for name, (obj, msg) in cases.items():
         torch.save(obj, tmp_path/name)
@@ -179,7 +185,7 @@ def test_refused_files(tmp_path):
         with pytest.raises(ModelFileError, match=msg): S.load_sketch_model(tmp_path/name)
     with pytest.raises(FileNotFoundError): S.load_sketch_model(tmp_path/'nope.pth')
     with pytest.raises(ModelFileError, match='folder'): S.load_sketch_model(tmp_path)
-    with pytest.raises(FileExistsError, match='not a sketch model file'): S.save_sketch_model(g, tmp_path/'junk.pth')
+    with pytest.raises(FileExistsError, match='not a colorize-nbdev model file'): S.save_sketch_model(g, tmp_path/'junk.pth')
 
 
 def test_bad_arguments(pairs):
