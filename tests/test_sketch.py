@@ -95,7 +95,7 @@ def test_resume_from_checkpoint(trained):
         S.fit_sketch(more, 2, ckpt=ck)
     assert len(more.recorder.values) == 2
     np.testing.assert_array_equal(np.array(more.recorder.values[:1], dtype=float), np.array(learn.recorder.values, dtype=float))
-    assert torch.load(ck, weights_only=True)['epoch'] == 2
+    assert torch.load(ck, weights_only=True)['state']['epoch'] == 2
     # run again after the run has finished (a new session): nothing is trained, the history and weights come back
     again = S.sketch_learner(learn.dls, **TINY)
     with again.no_bar(), again.no_logging(), warnings.catch_warnings():
@@ -104,7 +104,7 @@ def test_resume_from_checkpoint(trained):
     np.testing.assert_array_equal(np.array(again.recorder.values, dtype=float), np.array(more.recorder.values, dtype=float))
     assert again.recorder.metric_names == more.recorder.metric_names
     for a, b in zip(again.model.state_dict().values(), more.model.state_dict().values()): assert torch.equal(a.cpu(), b.cpu())
-    assert torch.load(ck, weights_only=True)['epoch'] == 2
+    assert torch.load(ck, weights_only=True)['state']['epoch'] == 2
     other = S.sketch_learner(learn.dls, gan=False, nf=8, n_down=5)
     with pytest.raises(ModelFileError, match='another model'): S.fit_sketch(other, 3, ckpt=ck)
 
@@ -172,7 +172,7 @@ def test_refused_files(tmp_path):
         'newer.pth': ({**good, 'version': 99}, 'newer'),
         'shapes.pth': ({**good, 'config': {**good['config'], 'nf': 8}}, 'do not fit'),
         'badcfg.pth': ({**good, 'config': {**good['config'], 'colour': True}}, 'cannot build'),
-        'ckpt.pth': ({'format': S.SKETCH_CKPT_FORMAT, 'version': 1}, 'training checkpoint'),
+        'ckpt.pth': ({'format': 'colorize-nbdev-checkpoint', 'version': 1}, 'training checkpoint'),
     }
     for name, (obj, msg) in cases.items():
         torch.save(obj, tmp_path/name)
