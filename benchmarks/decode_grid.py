@@ -13,11 +13,26 @@ import argparse, json, sys
 from pathlib import Path
 
 
-def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+def add_run_args(ap):
+    "The options that say which run to score (shared with entropy_gate.py)."
     ap.add_argument('--work', type=Path, help="train_dayone.py's --work folder (dayone_fp32.pth, the card, test/, subject/)")
     ap.add_argument('--card', type=Path, help="or a model card (e.g. colorize_nbdev/weights/dayone.json): its model file beside it, its test photos")
     ap.add_argument('--photos', type=Path, required=True, help='the development photos the run trained on')
+
+
+def run_sets(ap, a)->tuple:
+    "({'valid': files, held-out name: files}, model file) of the run that `--work` or `--card` names."
+    if (a.work is None) == (a.card is None): ap.error('give --work or --card')
+    card = json.loads((a.card or next(a.work.glob('dayone*.json'))).read_text())
+    valid = [a.photos/f for f in card['temperature']['valid_files']]
+    if a.card: return {'valid': valid, 'test': [a.photos/f for f in card['data']['test_files']]}, a.card.parent/card['model']
+    held = a.work/'subject' if (a.work/'subject').exists() else a.work/'test'
+    return {'valid': valid, held.name: sorted(held.iterdir())}, a.work/'dayone_fp32.pth'
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    add_run_args(ap)
     ap.add_argument('--temps', default='0.2,0.38,0.7,1.0,1.5')
     ap.add_argument('--debias', default='0,0.5,1,1.5')
     ap.add_argument('--size', type=int, default=256)
@@ -25,15 +40,7 @@ def main(argv=None):
     a = ap.parse_args(argv)
     from colorize_nbdev.metrics import evaluate, model_colorizer
     from colorize_nbdev.modelfile import load_model
-    if (a.work is None) == (a.card is None): ap.error('give --work or --card')
-    card_p = a.card or next(a.work.glob('dayone*.json'))
-    card = json.loads(card_p.read_text())
-    valid = [a.photos/f for f in card['temperature']['valid_files']]
-    if a.card:
-        sets, model = {'valid': valid, 'test': [a.photos/f for f in card['data']['test_files']]}, a.card.parent/card['model']
-    else:
-        held = a.work/'subject' if (a.work/'subject').exists() else a.work/'test'
-        sets, model = {'valid': valid, held.name: sorted(held.iterdir())}, a.work/'dayone_fp32.pth'
+    sets, model = run_sets(ap, a)
     net, config = load_model(model, device='cpu')
     out = dict(command='python benchmarks/decode_grid.py ' + ' '.join(sys.argv[1:] if argv is None else map(str, argv)),
                model=str(model.name), shipped=dict(T=config.get('T'), debias=config.get('debias')), size=a.size, sets={})

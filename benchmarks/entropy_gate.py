@@ -14,6 +14,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from decode_grid import add_run_args, run_sets   # the same run, read the same way (benchmarks/ is on the path when run as a script)
+
 
 class EntropyGated(torch.nn.Module):
     "A trained `Classifier` decoded with a per-pixel debias that grows with the entropy of its predicted distribution."
@@ -50,8 +52,7 @@ def mean_entropy(net, files, size):
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    ap.add_argument('--work', type=Path); ap.add_argument('--card', type=Path)
-    ap.add_argument('--photos', type=Path, required=True)
+    add_run_args(ap)
     ap.add_argument('--gates', default='0.5:0.5,0:2,0:3,0.5:3,0.5:4,1:3', help='lo:hi pairs (0.5:0.5 is the shipped fixed debias)')
     ap.add_argument('--temps', default='0.38,1.0')
     ap.add_argument('--size', type=int, default=256)
@@ -59,14 +60,7 @@ def main(argv=None):
     a = ap.parse_args(argv)
     from colorize_nbdev.metrics import evaluate, model_colorizer
     from colorize_nbdev.modelfile import load_model
-    if (a.work is None) == (a.card is None): ap.error('give --work or --card')
-    card_p = a.card or next(a.work.glob('dayone*.json'))
-    card = json.loads(card_p.read_text())
-    valid = [a.photos/f for f in card['temperature']['valid_files']]
-    if a.card: sets, model = {'valid': valid, 'test': [a.photos/f for f in card['data']['test_files']]}, a.card.parent/card['model']
-    else:
-        held = a.work/'subject' if (a.work/'subject').exists() else a.work/'test'
-        sets, model = {'valid': valid, held.name: sorted(held.iterdir())}, a.work/'dayone_fp32.pth'
+    sets, model = run_sets(ap, a)
     net, config = load_model(model, device='cpu')
     out = dict(command='python benchmarks/entropy_gate.py ' + ' '.join(sys.argv[1:] if argv is None else map(str, argv)), sets={})
     for name, files in sets.items():

@@ -141,6 +141,10 @@ def load_checkpoint(path, device='cpu')->dict:
     return ck
 
 # %% ../nbs/93_train.ipynb #2ebf15ba
+def _mbar(learn):
+    "The Learner's master progress bar (fastai's ProgressCallback), or None without one."
+    return getattr(getattr(learn, 'progress', None), 'mbar', None)
+
 class NonFiniteLossError(RuntimeError):
     "The training loss (or the weights) became NaN or infinite; `.detail` says where (fastai prefixes `str(e)`)."
     def __init__(self, detail:str):
@@ -181,7 +185,7 @@ class Budget(Callback):
     def before_fit(self):
         self.t0 = time.monotonic()
         if self.total_iters is None: self.total_iters = (self.epochs or 0)*len(self.dls.train)
-        mbar = getattr(getattr(self.learn, 'progress', None), 'mbar', None)
+        mbar = _mbar(self.learn)
         if mbar is not None and self.minutes: mbar.main_bar.total = None   # epochs: unknown until one is timed
         self._set_pct()
 
@@ -209,7 +213,7 @@ class Budget(Callback):
     def after_validate(self): self.valid_s = time.monotonic() - self.tv
 
     def after_epoch(self):
-        mbar = getattr(getattr(self.learn, 'progress', None), 'mbar', None)
+        mbar = _mbar(self.learn)
         if self.minutes and mbar is not None:   # the bar's epoch count: an estimate from the time per epoch so far
             done, el = self.epoch + 1, self.elapsed()
             mbar.main_bar.total = done if self.finished else done + max(1, round((self.minutes*60 - el)/max(el/done, 1e-9)))
@@ -222,7 +226,7 @@ class StartAtEpoch(Callback):
     def __init__(self, start:int): self.start, self.first = start, True
     def before_epoch(self):
         self.learn.epoch += self.start
-        mbar = getattr(getattr(self.learn, 'progress', None), 'mbar', None)
+        mbar = _mbar(self.learn)
         if self.first and mbar is not None:
             mbar.update(0)   # start its clock
             if mbar.main_bar.total is not None: mbar.main_bar.total = self.start + self.n_epoch
