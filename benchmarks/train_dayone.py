@@ -2,7 +2,11 @@
 """Train, score and package the day-one colorizer that ships inside the wheel (`colorize` with no `--model`).
 
     colorize-data devphotos --dest ~/.cache/colorize-nbdev/devphotos     # the 186 development photos (Debian packages)
-    python benchmarks/train_dayone.py --photos ~/.cache/colorize-nbdev/devphotos/images --epochs 60
+    P=~/.cache/colorize-nbdev/devphotos/images
+    python benchmarks/train_dayone.py --photos $P --epochs 150 --select-fold 0.3 --work runs/select      # the selection run
+    python benchmarks/familiarity_gate.py --work runs/select --photos $P --json benchmarks/results/familiarity_gate.json
+    python benchmarks/train_dayone.py --photos $P --epochs 150 --decoding benchmarks/results/familiarity_gate.json \
+        --work runs/dayone_cls                                                                          # the shipped model
 
 What it does, all recorded in the model card (`colorize_nbdev/weights/dayone.json`):
 1. the scene split: the test set is the 32 photos bundled with the package plus every development photo of the same
@@ -11,10 +15,13 @@ What it does, all recorded in the model card (`colorize_nbdev/weights/dayone.jso
 2. training: `fit_colorizer(ARCH, ...)` (default `timm_classifier`: EfficientNet-Lite0 encoder with ImageNet weights from
    PyPI, lesson 07's colour classes and rebalanced cross-entropy; `--arch timm_unet` for the L1 U-Net), a fixed number of
    epochs so the run does the same work on any machine;
-3. for a classifier, the annealed-mean temperature T: every T of `--temps` is scored on the validation photos (the 10 %
-   of the training photos that `fit_colorizer` held out), and the rule below picks one; the test photos play no part.
-   Rule: the highest validation PSNR among the T whose validation CF ratio is at least 0.75; if none reaches 0.75, the
-   most colourful T. The whole curve (validation and test) goes into the card: lesson 09 draws it;
+3. for a classifier, the decoding. With `--decoding FILE` (the shipped model): the choice familiarity_gate.py made on a
+   selection run (`--select-fold 0.3`: the same training without 30 % of the training photos, whole scenes, on which the
+   choice is made); the model becomes a `cautious_classifier` (lesson 09) whose bank holds the photos it trained on.
+   Without it: the annealed-mean temperature T, every T of `--temps` scored on the validation photos (the 10 % of the
+   training photos that `fit_colorizer` held out) and picked by the rule: the highest validation PSNR among the T whose
+   validation CF ratio is at least 0.75; if none reaches 0.75, the most colourful T. Either way the test photos play no
+   part, and the whole temperature curve (validation and test) goes into the card: lesson 09 draws it;
 4. scoring: `colorize-eval` on the test photos, the model and the gray baseline, at 256 px (the course's evaluation size);
 5. packaging: the weights in fp16 (`--out`, default the package's `weights/dayone.pth`) and the card.
 """
@@ -25,6 +32,15 @@ ROOT = Path(__file__).resolve().parents[1]
 SUBJECTS = {   # --exclude-subject NAME: the photos of that kind, by the folders their source packages keep them in
     'animals': re.compile(r'(animals|fishes|erase__)'),
     'monuments': re.compile(r'(monuments|wonders)'),
+}
+
+
+DESCRIPTIONS = {   # the registry's words for the bundled model, by architecture
+    'timm_unet': 'U-Net on EfficientNet-Lite0 (ImageNet, offline), trained on the course development photos; lesson 09',
+    'timm_classifier': "colour classifier (lesson 07's ab bins) on EfficientNet-Lite0 (ImageNet, offline), trained on the course "
+                       'development photos; lesson 09',
+    'cautious_classifier': "colour classifier (lesson 07's ab bins) on EfficientNet-Lite0 (ImageNet, offline), cautious on photos "
+                           'unlike its training photos, trained on the course development photos; lesson 09',
 }
 
 
@@ -43,6 +59,17 @@ def split(photos:list, bundled:list, exclude:list)->tuple:
     return train, test
 
 
+def fold(train:list, frac:float, seed:int=0)->tuple:
+    "(rest, fold): whole scenes of `train`, in a seeded hash order, moved to `fold` until it holds `frac` of the photos."
+    import hashlib
+    scenes = sorted({scene(p.name) for p in train}, key=lambda s: hashlib.sha1(f"{seed}:{s}".encode()).hexdigest())
+    chosen, n = set(), 0
+    for s in scenes:
+        if n >= frac*len(train): break
+        chosen.add(s); n += sum(scene(p.name) == s for p in train)
+    return [p for p in train if scene(p.name) not in chosen], [p for p in train if scene(p.name) in chosen]
+
+
 def colorize_eval(args:list)->dict:
     "The scores `colorize-eval ARGS --json` prints (without the folder and model paths, which are this machine's)."
     exe = shutil.which('colorize-eval', path=str(Path(sys.executable).parent)) or 'colorize-eval'
@@ -59,6 +86,13 @@ def main(argv=None):
     ap.add_argument('--temps', default='0.2,0.3,0.38,0.5,0.7,1.0', help='annealed-mean temperatures to choose from (classifier)')
     ap.add_argument('--min-cf', type=float, default=0.75, help='the rule for T: best validation PSNR with at least this CF ratio')
     ap.add_argument('--exclude-subject', action='append', default=[], choices=sorted(SUBJECTS))
+    ap.add_argument('--select-fold', type=float, default=None,
+                    help="a selection run: hold out this fraction of the training photos (whole scenes, seeded) as the fold on which "
+                         "familiarity_gate.py chooses the decoding; the run trains on the rest and stops, writing its file lists to SELECTION.json in --work")
+    ap.add_argument('--decoding', type=Path, default=None,
+                    help="a classifier's decoding chosen by familiarity_gate.py on a selection run (its JSON): the model becomes a "
+                         "cautious_classifier whose bank holds the photos it trained on, decoded with that choice (no T rule here)")
+    ap.add_argument('--train-only', action='store_true', help='stop after training (the same command without it resumes the finished run and scores it)')
     ap.add_argument('--out', type=Path, default=ROOT/'colorize_nbdev'/'weights'/'dayone.pth')
     ap.add_argument('--record-into', type=Path, default=None,
                     help="with --exclude-subject: also record this run's scores on that subject in the card CARD.json (its 'unseen_subjects')")
@@ -74,6 +108,9 @@ def main(argv=None):
     missing = sorted({p.name for p in bundled} - {p.name for p in photos})
     if missing: sys.exit(f"--photos {a.photos}: the bundled photos must be among the development photos; missing {missing[:3]}")
     train, test = split(photos, bundled, a.exclude_subject)
+    if a.select_fold:
+        train, sel = fold(train, a.select_fold)
+        print(f"selection run: {len(sel)} photos of {len({scene(p.name) for p in sel})} scenes held out as the selection fold", flush=True)
     import csv
     from importlib.resources import files
     ref = {r['file']: r['reference_sha256'] for r in csv.DictReader(open(str(files('colorize_nbdev')/'data'/'devphotos.csv')))}
@@ -98,15 +135,36 @@ def main(argv=None):
                           progress=sys.stdout.isatty())   # into a log file: the epoch table, no redrawn bars
     seconds = before + learn.report.get('seconds', time.time() - t0)
     spent.write_text(json.dumps({'seconds': seconds}))
+    valid = [Path(f) for f in learn.dls.valid.dataset.files]
+    if a.train_only:
+        print(f"trained: {model_fp32}; {seconds/60:.1f} min of training (run again without --train-only to score and package it)", flush=True)
+        return
+    if a.select_fold:   # a selection run stops here: familiarity_gate.py scores its fold
+        (a.work/'SELECTION.json').write_text(json.dumps(dict(
+            command='python benchmarks/train_dayone.py ' + ' '.join(sys.argv[1:] if argv is None else argv), seconds=round(seconds),
+            fold_files=[p.name for p in sel], valid_files=sorted(p.name for p in valid),
+            bank_files=sorted(p.name for p in train if p not in valid), test_files=sorted(p.name for p in test)), indent=1) + '\n')
+        print(f"selection run done: {a.work/'SELECTION.json'}; {seconds/60:.1f} min of training", flush=True)
+        return
     obj = read_model_file(model_fp32)
     obj['state_dict'] = {k: (v.half() if v.is_floating_point() else v) for k, v in obj['state_dict'].items()}
     a.out.parent.mkdir(parents=True, exist_ok=True)
     atomic_save(obj, a.out)
+    decoding = None
+    if a.decoding:   # decoding by familiarity, chosen on a selection run; the bank: the photos this run trained on
+        from colorize_nbdev.models.pretrained import make_cautious
+        decoding = json.loads(a.decoding.read_text())
+        ch = decoding['chosen']
+        names = {p.name for p in valid}
+        obj = make_cautious(read_model_file(model_fp32), [p for p in train if p.name not in names], debias_far=ch['debias_far'],
+                            T_far=ch['T_far'], q=tuple(ch['q']), T=ch['T'], debias=ch['debias'])
+        obj['state_dict'] = {k: (v.half() if v.is_floating_point() and k != 'bank_q' else v) for k, v in obj['state_dict'].items()}
+        atomic_save(obj, a.out)
+        print(f"decoding by familiarity ({a.decoding}): {obj['config']['bank']} bank photos, {ch}", flush=True)
     curve = None
-    if 'T' in obj['config']:   # a classifier: choose its temperature on the validation photos
+    if 'T' in obj['config']:   # a classifier: its temperature curve on the validation photos (and the rule, without --decoding)
         from colorize_nbdev.metrics import evaluate, model_colorizer
         from colorize_nbdev.modelfile import load_model
-        valid = [Path(f) for f in learn.dls.valid.dataset.files]
         temps = [float(t) for t in a.temps.split(',')]
         net, config = load_model(a.out, device='cpu')
         curve = {'temps': temps, 'valid': [], 'test': [], 'valid_files': sorted(p.name for p in valid)}
@@ -124,11 +182,15 @@ def main(argv=None):
         ok = [i for i, r in enumerate(curve['valid']) if r['cf_ratio'] >= a.min_cf]
         best = (max(ok, key=lambda i: curve['valid'][i]['psnr']) if ok
                 else max(range(len(temps)), key=lambda i: curve['valid'][i]['cf_ratio']))
-        curve['rule'] = f"highest validation PSNR with validation CF ratio >= {a.min_cf}; if none, the highest CF ratio"
-        curve['chosen'] = temps[best]
-        obj['config']['T'] = temps[best]
-        atomic_save(obj, a.out)
-        print(f"chosen T = {temps[best]}", flush=True)
+        if decoding:
+            curve['rule'], curve['chosen'] = f"chosen with the whole decoding on a selection run ({a.decoding.name})", ch['T']
+            net.T = ch['T']
+        else:
+            curve['rule'] = f"highest validation PSNR with validation CF ratio >= {a.min_cf}; if none, the highest CF ratio"
+            curve['chosen'] = temps[best]
+            obj['config']['T'] = temps[best]
+            atomic_save(obj, a.out)
+            print(f"chosen T = {temps[best]}", flush=True)
     # scored: the fp16 file users get
     scores = {'gray': colorize_eval(['--data', test_dir, '--gray']), 'dayone': colorize_eval(['--data', test_dir, '--model', a.out])}
     # the bundled photos alone (all in the test set): anyone can re-score these from the wheel (tests/test_pretrained.py does)
@@ -151,6 +213,9 @@ def main(argv=None):
         scores=dict(evaluated_with='colorize-eval --json at 256 px centre crops', **scores),
     )
     if curve: card['temperature'] = curve
+    if decoding: card['decoding'] = dict(source=str(a.decoding.resolve().relative_to(ROOT) if a.decoding.resolve().is_relative_to(ROOT) else a.decoding),
+                                         chosen=decoding['chosen'], rule=decoding['rule'], selection_command=decoding['command'],
+                                         selection_scores=decoding['chosen_scores'], bank_photos=obj['config']['bank'])
     card_path = a.out.with_suffix('.json')
     card_path.write_text(json.dumps(card, indent=1) + '\n')
     zoo_p = a.out.parent/'zoo.json'   # the package's model registry: its bundled entry must name this file's hash
@@ -158,7 +223,8 @@ def main(argv=None):
         zoo = json.loads(zoo_p.read_text())
         for e in zoo['models']:
             if e.get('bundled') and e['file'] == a.out.name:
-                e.update(sha256=card['sha256'], bytes=card['bytes'], trained=card['training']['command'], card=card_path.name)
+                e.update(sha256=card['sha256'], bytes=card['bytes'], trained=card['training']['command'], card=card_path.name,
+                         arch=obj['arch'], description=DESCRIPTIONS.get(obj['arch'], e.get('description', '')))
         zoo_p.write_text(json.dumps(zoo, indent=1) + '\n')
     if a.record_into and subject:
         main_card = json.loads(a.record_into.read_text())

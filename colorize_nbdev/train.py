@@ -525,8 +525,10 @@ def fit_colorizer(arch:str|None,       # registered architecture (`register_arch
                   seconds=round(time.monotonic() - t0, 2), resumed=resumed, checkpoint=str(ckpt_path) if ckpt_path else None,
                   **{k: _plain(v) for k, v in last.items() if isinstance(v, (int, float, torch.Tensor, type(None)))})
     if cl: learn.model = learn.model.to(memory_format=torch.contiguous_format)
+    # a model that keeps what it trained on is told which photos (lesson 09's cautious classifier adds them to its bank)
+    fitted = learn.model.fitted_on(list(dls.train.dataset.files)) if hasattr(learn.model, 'fitted_on') else {}
     if out is not None:
-        cfg = {**run['arch_kwargs'], 'size': run['size'], 'input': io[0], 'output': io[1]}
+        cfg = {**run['arch_kwargs'], 'size': run['size'], 'input': io[0], 'output': io[1], **fitted}
         if 'pretrained' in cfg: cfg['pretrained'] = False   # loading must not download: the weights are in the file
         save_model(learn.model, out, arch, cfg)
         report['out'] = str(out)

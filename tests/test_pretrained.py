@@ -97,6 +97,10 @@ def test_bundled_model_matches_its_card(card):
     # the split it records: every bundled photo held out, none trained on
     assert {p.name for p in sample_photos()} <= set(card['data']['test_files'])
     assert card['data']['n_train'] + card['data']['n_test'] == 186
+    # the registry's entry for it says the same
+    from colorize_nbdev.zoo import load_zoo
+    e = load_zoo()['dayone']
+    assert (e['arch'], e['sha256'], e['bytes'], e['card']) == (card['arch'], card['sha256'], card['bytes'], 'dayone.json')
 
 
 def test_shipped_temperature_follows_the_cards_rule_on_validation_photos(card):
@@ -107,6 +111,21 @@ def test_shipped_temperature_follows_the_cards_rule_on_validation_photos(card):
     best = max(ok, key=lambda i: t['valid'][i]['psnr']) if ok else max(range(len(t['temps'])), key=lambda i: t['valid'][i]['cf_ratio'])
     assert t['chosen'] == t['temps'][best] == read_model_file(default_model())['config']['T']
     assert '0.75' in t['rule']
+
+
+RESULTS = Path(__file__).resolve().parents[1]/'benchmarks'/'results'
+
+def test_familiarity_selection_follows_its_rule(card):
+    "The decoding by familiarity was chosen on the selection run's fold by the rule written in familiarity_gate.py (never on test photos); the card reports that choice."
+    sys.path.insert(0, str(RESULTS.parent))
+    from familiarity_gate import MIN_CF, FAR_MIN_CF
+    sel = json.loads((RESULTS/'familiarity_gate.json').read_text())
+    assert set(sel['fold_files']).isdisjoint(card['data']['test_files'])
+    t = sel['table']
+    ok_cf = [r for r in t if r['fold']['cf_ratio'] >= MIN_CF]
+    ok = [r for r in ok_cf if 'far' not in r or (r['far']['psnr'] >= 0 and r['far']['auc'] >= 0 and r['far']['cf_ratio'] >= FAR_MIN_CF)]
+    best = max(ok or ok_cf or t, key=lambda r: r['fold']['psnr'] if ok or ok_cf else r['fold']['cf_ratio'])
+    assert {k: best[k] for k in sel['chosen']} == sel['chosen'] == card['familiarity']['chosen']
 
 
 def test_bundled_model_scores_what_its_card_says(card):
@@ -135,3 +154,49 @@ def test_colorize_device_cuda_without_gpu_is_one_line(tmp_path):
     if torch.cuda.is_available(): pytest.skip('a CUDA GPU is present')
     r = run('colorize', sample_photos()[0], '--out', tmp_path/'o', '--device', 'cuda')
     one_line_error(r, '--device cuda', 'no CUDA GPU')
+
+
+# ---------------------------------------------------------------- decoding by familiarity (lesson 09's CautiousClassifier)
+
+def _cautious_file(path, bank_photos):
+    from colorize_nbdev.models.pretrained import TimmClassifier, make_cautious
+    from colorize_nbdev.modelfile import save_model
+    torch.manual_seed(0)
+    save_model(TimmClassifier(pretrained=True), path, 'timm_classifier', dict(encoder='efficientnet_lite0', debias=0.5, T=1., size=64))
+    obj = make_cautious(read_model_file(path), bank_photos, debias_far=1.5, T_far=1.5, T=0.38)
+    torch.save(obj, path)
+    return obj
+
+
+def test_make_cautious_needs_a_timm_classifier(tmp_path):
+    from colorize_nbdev.models.pretrained import make_cautious
+    obj = _cautious_file(tmp_path/'c.pth', sample_photos()[:3])
+    with pytest.raises(ValueError, match='needs a timm_classifier'): make_cautious(obj, sample_photos()[:3])
+    assert obj['config']['bank'] == 3 and obj['config']['T'] == 0.38 and obj['config']['bank_quantiles'] == [0.5, 0.9]
+
+
+def test_fine_tuning_a_cautious_model_adds_its_photos_to_the_bank(tmp_path):
+    "Photos a model was fine-tuned on are familiar to it afterwards: the bank grows, their caution is 0."
+    from colorize_nbdev.train import fit_colorizer
+    from colorize_nbdev.models.pretrained import photo_features_of, nearest_distance
+    photos = sample_photos()
+    _cautious_file(tmp_path/'c.pth', photos[:3])
+    learn = fit_colorizer(None, photos[3:11], tmp_path/'tuned.pth', init=tmp_path/'c.pth', epochs=1, size=64, bs=4,
+                          valid_pct=0.25, progress=False, verbose=False, num_workers=0)
+    trained = [Path(f) for f in learn.dls.train.dataset.files]
+    net, config = load_model(tmp_path/'tuned.pth', device='cpu')
+    assert type(net).__name__ == 'CautiousClassifier' and config['bank'] == 3 + len(trained) == len(net.bank)
+    assert config['T'] == 0.38 and config['T_far'] == 1.5   # the decoding is kept
+    assert nearest_distance(photo_features_of(trained), net.bank).max() < 1e-3
+
+
+def test_selection_fold_keeps_scenes_whole():
+    "The selection fold of train_dayone.py takes whole scenes (windmill1 and windmill7 together), about the fraction asked, the same every time."
+    sys.path.insert(0, str(RESULTS.parent))
+    from train_dayone import fold, scene
+    photos = [Path(f"pkg__images_things_{s}{i}.jpg") for s in ('windmill', 'tower', 'bridge', 'cat', 'dog', 'boat', 'tree', 'lake')
+              for i in range(1 + len(s) % 3)]
+    rest, f = fold(photos, 0.3)
+    assert sorted(rest + f) == sorted(photos) and {scene(p.name) for p in rest}.isdisjoint({scene(p.name) for p in f})
+    assert 0.3*len(photos) <= len(f) < 0.3*len(photos) + 3 and (rest, f) == fold(photos, 0.3)
+    assert fold(photos, 0.3, seed=1) != (rest, f)
