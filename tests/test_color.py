@@ -118,10 +118,10 @@ def test_out_of_gamut():
     (lambda: C.rgb_to_lab(torch.full((1, 3, 2, 2), float('inf'))), 'NaN or inf'),
     (lambda: C.rgb_to_lab(np.zeros((8, 8, 3))), 'torch.Tensor'),
     (lambda: C.lab_to_rgb(torch.zeros(1, 3, 4, 4, dtype=torch.uint8)), 'float Lab'),
-    (lambda: C.lab_to_rgb(torch.rand(1, 3, 4, 4)*2 - 1.5), 'model-scaled L'),
+    (lambda: C.lab_to_rgb(torch.linspace(-1, 1, 48).view(1, 3, 4, 4)), 'model-scaled L'),
     (lambda: C.lab_to_rgb(torch.full((1, 3, 2, 2), float('nan'))), 'NaN or inf'),
     (lambda: C.rgb_to_yuv(torch.rand(3, 3, 3, 3)*300), 'divide by 255'),
-    (lambda: C.yuv_to_rgb(torch.rand(1, 3, 4, 4)*4), 'Y values'),
+    (lambda: C.yuv_to_rgb(torch.linspace(0, 4, 48).view(1, 3, 4, 4)), 'Y values'),
     (lambda: C.yuv_to_rgb(torch.zeros(1, 3, 4, 4, dtype=torch.uint8)), 'float YUV'),
 ])
 def test_bad_input_errors(call, match):
