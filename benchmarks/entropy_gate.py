@@ -35,15 +35,12 @@ class EntropyGated(torch.nn.Module):
 
 
 def mean_entropy(net, files, size):
-    from colorize_nbdev.data.core import open_rgb
-    from colorize_nbdev.data.samples import center_crop_resize
+    from colorize_nbdev.data.samples import crop_tensor
     from colorize_nbdev.color import rgb_to_lab_norm
-    import numpy as np
     hs = []
     with torch.no_grad():
         for f in files:
-            x = torch.from_numpy(np.asarray(center_crop_resize(open_rgb(f), size)).copy()).permute(2, 0, 1)[None].float()/255
-            L, _ = rgb_to_lab_norm(x)
+            L, _ = rgb_to_lab_norm(crop_tensor(f, size)[None].float()/255)
             z = net.logits(L).float()
             p = torch.softmax(z, 1)
             hs.append((-(p*torch.log(p.clamp_min(1e-12))).sum(1)/math.log(z.shape[1])).mean().item())

@@ -32,15 +32,13 @@ def run_files(work:Path, photos:Path)->tuple:
 
 def prepare(net, files, size=256)->list:
     "Per photo: the uint8 crop, its L, the model's logits and its features (computed once)."
-    import numpy as np
-    from colorize_nbdev.data.photos import open_rgb
-    from colorize_nbdev.data.samples import center_crop_resize
+    from colorize_nbdev.data.samples import crop_tensor
     from colorize_nbdev.color import rgb_to_lab_norm
     from colorize_nbdev.models.pretrained import photo_features
     rows = []
     with torch.no_grad():
         for f in files:
-            x = torch.from_numpy(np.asarray(center_crop_resize(open_rgb(f), size)).copy()).permute(2, 0, 1)[None]
+            x = crop_tensor(f, size)[None]
             L = rgb_to_lab_norm(x)[0]
             rows.append(dict(name=f.name, x=x, L=L, z=net.logits(L), f=photo_features(L)))
     return rows
@@ -85,22 +83,20 @@ def main(argv=None):
         return record(json.loads(a.json.read_text()), a.record_into)
     if a.photos is None: ap.error('--work needs --photos')
     from colorize_nbdev.modelfile import load_model
-    from colorize_nbdev.models.pretrained import familiarity_bank, nearest_distance
+    from colorize_nbdev.models.pretrained import familiarity_bank, nearest_distance, bank_thresholds, caution_of
     t0 = time.time()
     net, _ = load_model(a.work/'dayone_fp32.pth', device='cpu')
     bank_files, fold = run_files(a.work, a.photos)
     bank, _ = familiarity_bank(bank_files)
-    loo = nearest_distance(bank, bank, leave_one_out=True)
     rows = prepare(net, fold)
     dist = nearest_distance(torch.cat([r['f'] for r in rows]), bank)
     score = scorer(net)
     print(f"{len(bank_files)} bank photos, {len(fold)} fold photos; leave-one-out distance quantiles 25/50/75/90/95 %: "
-          + ' '.join(f"{v:.3f}" for v in torch.quantile(loo, torch.tensor([.25, .5, .75, .9, .95])).tolist())
+          + ' '.join(f"{v:.3f}" for v in bank_thresholds(bank, (.25, .5, .75, .9, .95)).tolist())
           + f"; fold distances median {dist.median():.3f}", flush=True)
     table = []
     for q in GRID['q']:
-        lo, hi = torch.quantile(loo, torch.tensor(q, dtype=torch.float32)).tolist()
-        caution = ((dist - lo)/max(hi - lo, 1e-6)).clamp(0, 1).tolist()
+        caution = caution_of(dist, bank_thresholds(bank, q)).tolist()   # as CautiousClassifier.caution
         far = [i for i, c in enumerate(caution) if c >= FAR_CAUTION]
         for d in GRID['debias']:
             for t in GRID['T']:

@@ -136,6 +136,8 @@ def main(argv=None):
     seconds = before + learn.report.get('seconds', time.time() - t0)
     spent.write_text(json.dumps({'seconds': seconds}))
     valid = [Path(f) for f in learn.dls.valid.dataset.files]
+    held = {p.name for p in valid}
+    trained = [p for p in train if p.name not in held]   # the photos the model learned from
     if a.train_only:
         print(f"trained: {model_fp32}; {seconds/60:.1f} min of training (run again without --train-only to score and package it)", flush=True)
         return
@@ -143,24 +145,20 @@ def main(argv=None):
         (a.work/'SELECTION.json').write_text(json.dumps(dict(
             command='python benchmarks/train_dayone.py ' + ' '.join(sys.argv[1:] if argv is None else argv), seconds=round(seconds),
             fold_files=[p.name for p in sel], valid_files=sorted(p.name for p in valid),
-            bank_files=sorted(p.name for p in train if p not in valid), test_files=sorted(p.name for p in test)), indent=1) + '\n')
+            bank_files=sorted(p.name for p in trained), test_files=sorted(p.name for p in test)), indent=1) + '\n')
         print(f"selection run done: {a.work/'SELECTION.json'}; {seconds/60:.1f} min of training", flush=True)
         return
-    obj = read_model_file(model_fp32)
-    obj['state_dict'] = {k: (v.half() if v.is_floating_point() else v) for k, v in obj['state_dict'].items()}
-    a.out.parent.mkdir(parents=True, exist_ok=True)
-    atomic_save(obj, a.out)
-    decoding = None
+    obj, decoding = read_model_file(model_fp32), None
     if a.decoding:   # decoding by familiarity, chosen on a selection run; the bank: the photos this run trained on
         from colorize_nbdev.models.pretrained import make_cautious
         decoding = json.loads(a.decoding.read_text())
         ch = decoding['chosen']
-        names = {p.name for p in valid}
-        obj = make_cautious(read_model_file(model_fp32), [p for p in train if p.name not in names], debias_far=ch['debias_far'],
-                            T_far=ch['T_far'], q=tuple(ch['q']), T=ch['T'], debias=ch['debias'])
-        obj['state_dict'] = {k: (v.half() if v.is_floating_point() and k != 'bank_q' else v) for k, v in obj['state_dict'].items()}
-        atomic_save(obj, a.out)
+        obj = make_cautious(obj, trained, debias_far=ch['debias_far'], T_far=ch['T_far'], q=tuple(ch['q']), T=ch['T'], debias=ch['debias'])
         print(f"decoding by familiarity ({a.decoding}): {obj['config']['bank']} bank photos, {ch}", flush=True)
+    # stored in fp16, but for a cautious model's two caution thresholds
+    obj['state_dict'] = {k: (v.half() if v.is_floating_point() and k != 'bank_q' else v) for k, v in obj['state_dict'].items()}
+    a.out.parent.mkdir(parents=True, exist_ok=True)
+    atomic_save(obj, a.out)
     curve = None
     if 'T' in obj['config']:   # a classifier: its temperature curve on the validation photos (and the rule, without --decoding)
         from colorize_nbdev.metrics import evaluate, model_colorizer
@@ -179,13 +177,12 @@ def main(argv=None):
                 curve[name].append({k: r[k] for k in ('psnr', 'ssim', 'auc', 'cf_ratio')})
                 print(f"T={t:<5} {name:8} PSNR {r['psnr']:.2f} (gray {g['psnr']:.2f})  AuC {r['auc']:.2f} (gray {g['auc']:.2f})  "
                       f"CF ratio {r['cf_ratio']:.2f}", flush=True)
-        ok = [i for i, r in enumerate(curve['valid']) if r['cf_ratio'] >= a.min_cf]
-        best = (max(ok, key=lambda i: curve['valid'][i]['psnr']) if ok
-                else max(range(len(temps)), key=lambda i: curve['valid'][i]['cf_ratio']))
         if decoding:
             curve['rule'], curve['chosen'] = f"chosen with the whole decoding on a selection run ({a.decoding.name})", ch['T']
-            net.T = ch['T']
         else:
+            ok = [i for i, r in enumerate(curve['valid']) if r['cf_ratio'] >= a.min_cf]
+            best = (max(ok, key=lambda i: curve['valid'][i]['psnr']) if ok
+                    else max(range(len(temps)), key=lambda i: curve['valid'][i]['cf_ratio']))
             curve['rule'] = f"highest validation PSNR with validation CF ratio >= {a.min_cf}; if none, the highest CF ratio"
             curve['chosen'] = temps[best]
             obj['config']['T'] = temps[best]

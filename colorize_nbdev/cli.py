@@ -165,12 +165,11 @@ def _score_full_res(written:list)->tuple:
 
 def _demo_grid(written:list, n:int, cell:int=160)->Image.Image:
     "gray | prediction | truth for the first `n` colorized photos, centre-cropped to `cell` pixels."
-    from colorize_nbdev.data.photos import open_rgb
-    from colorize_nbdev.data.samples import center_crop_resize
+    from colorize_nbdev.data.samples import center_crop_resize, crop_tensor
     from colorize_nbdev.metrics import before_after_grid, gray_baseline
     rows = []
     for w in written[:n]:
-        t = torch.from_numpy(np.asarray(center_crop_resize(open_rgb(w['input']), cell)).copy()).permute(2, 0, 1)
+        t = crop_tensor(w['input'], cell)
         p = torch.from_numpy(np.asarray(center_crop_resize(Image.open(w['output']).convert('RGB'), cell)).copy()).permute(2, 0, 1)
         rows.append([gray_baseline(t), p, t])
     return before_after_grid(rows, ['gray (input L)', 'prediction', 'truth'], pad=4)

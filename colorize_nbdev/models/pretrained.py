@@ -7,7 +7,8 @@ Docs: https://colorize-nbdev.github.io/colorize-nbdev/pretrained.html.md"""
 # %% auto #0
 __all__ = ['OFFLINE_WEIGHTS', 'FAMILIAR_ENCODER', 'FAMILIAR_DIM', 'FAMILIAR_SIDE', 'offline_state', 'imagenet_classifier',
            'timm_encoder', 'TimmUnet', 'timm_unet', 'TimmClassifier', 'photo_features', 'nearest_distance',
-           'photo_features_of', 'familiarity_bank', 'CautiousClassifier', 'make_cautious']
+           'photo_features_of', 'bank_thresholds', 'caution_of', 'familiarity_bank', 'CautiousClassifier',
+           'make_cautious']
 
 # %% ../../nbs/09_pretrained.ipynb #cb8d8a9f
 import warnings
@@ -179,21 +180,26 @@ def nearest_distance(f:Tensor,      # (B,C) unit vectors (`photo_features`)
 
 def photo_features_of(files, size:int=256)->Tensor:
     "(N, FAMILIAR_DIM) features of photo files, from their centre crops of `size` (as `evaluate` scores them)."
-    from colorize_nbdev.data.photos import open_rgb
-    from colorize_nbdev.data.samples import center_crop_resize
+    from colorize_nbdev.data.samples import crop_tensor
     from colorize_nbdev.color import rgb_to_lab_norm
-    import numpy as np
-    fs = []
-    for f in files:
-        x = torch.from_numpy(np.asarray(center_crop_resize(open_rgb(f), size)).copy()).permute(2, 0, 1)[None]
-        fs.append(photo_features(rgb_to_lab_norm(x)[0]))
+    fs = [photo_features(rgb_to_lab_norm(crop_tensor(f, size)[None])[0]) for f in files]
     return torch.cat(fs) if fs else torch.zeros(0, FAMILIAR_DIM)
 
+def bank_thresholds(bank:Tensor, q:tuple=(0.5, 0.9))->Tensor:
+    "The `q` quantiles of the bank's leave-one-out distances (each photo to its nearest other one): with two, the distances at caution 0 and 1."
+    return torch.quantile(nearest_distance(bank, bank, leave_one_out=True).cpu(), torch.tensor(q, dtype=torch.float32))
+
+def caution_of(dist:Tensor, thresholds)->Tensor:
+    "Caution in [0, 1] for nearest-neighbour distances `dist`: 0 up to the first threshold, 1 from the second, linear between."
+    lo, hi = [float(v) for v in thresholds]
+    return ((dist - lo)/max(hi - lo, 1e-6)).clamp(0, 1)
+
 def familiarity_bank(files, size:int=256, q:tuple=(0.5, 0.9))->tuple:
-    "(bank (N,C), thresholds (2,)): the features of the training photos `files` (centre crops of `size`, as `evaluate`), and the `q` quantiles of their leave-one-out distances (caution 0 below the first, 1 above the second)."
+    "(bank (N,C), thresholds (2,)): the features of the training photos `files` (centre crops of `size`, as `evaluate`), and their `bank_thresholds`."
     bank = photo_features_of(files, size)
     if len(bank) < 2: raise ValueError(f"familiarity_bank: needs at least 2 training photos, got {len(bank)}")
-    return bank, torch.quantile(nearest_distance(bank, bank, leave_one_out=True), torch.tensor(q, dtype=torch.float32))
+    return bank, bank_thresholds(bank, q)
+
 
 # %% ../../nbs/09_pretrained.ipynb #4e8d014b
 class CautiousClassifier(TimmClassifier):
@@ -209,13 +215,11 @@ class CautiousClassifier(TimmClassifier):
         self.debias_far, self.T_far, self.bank_quantiles = debias_far, T_far, tuple(bank_quantiles)
         self.register_buffer('bank', torch.zeros(bank, FAMILIAR_DIM))
         self.register_buffer('bank_q', torch.tensor([0., 1.]))
-        self.last_caution = None
 
     def caution(self, L:Tensor)->Tensor:
         "(B,) caution in [0, 1] for gray photos given as model-scaled L (B,1,H,W): 0 where a training photo is near, 1 where none is."
         if not len(self.bank): return L.new_zeros(L.shape[0])
-        lo, hi = self.bank_q.float().tolist()
-        return ((nearest_distance(photo_features(L), self.bank) - lo)/max(hi - lo, 1e-6)).clamp(0, 1)
+        return caution_of(nearest_distance(photo_features(L), self.bank), self.bank_q.tolist())
 
     def fitted_on(self, files)->dict:
         "After training on `files` (fine-tuning: `fit_colorizer` calls this), add them to the bank and set the thresholds again; the config entries that change."
@@ -223,14 +227,13 @@ class CautiousClassifier(TimmClassifier):
         new = photo_features_of(files)
         bank = torch.cat([self.bank.float(), new.to(self.bank.device)])
         self.bank = bank.to(self.bank.dtype)
-        self.bank_q = torch.quantile(nearest_distance(bank, bank, leave_one_out=True).cpu(),
-                                     torch.tensor(self.bank_quantiles, dtype=torch.float32)).to(self.bank_q.device)
+        self.bank_q = bank_thresholds(bank, self.bank_quantiles).to(self.bank_q.device)
         return dict(bank=len(bank))
 
     def forward(self, x:Tensor)->Tensor:
         if self.training or not len(self.bank): return super().forward(x)
         _check_input(x, 'CautiousClassifier')
-        c = self.last_caution = self.caution(x)
+        c = self.caution(x)
         xp, (h, w) = pad_to_multiple(x, self.multiple)
         z = self._logits(xp)
         if self.keep_logits: self.last_logits = z[..., :-(-h//4), :-(-w//4)]
