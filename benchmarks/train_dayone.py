@@ -3,18 +3,19 @@
 
     colorize-data devphotos --dest ~/.cache/colorize-nbdev/devphotos     # the 186 development photos (Debian packages)
     P=~/.cache/colorize-nbdev/devphotos/images
-    python benchmarks/train_dayone.py --photos $P --epochs 150 --select-fold 0.3 --work runs/select      # the selection run
-    python benchmarks/familiarity_gate.py --work runs/select --photos $P --json benchmarks/results/familiarity_gate.json
-    python benchmarks/train_dayone.py --photos $P --epochs 150 --decoding benchmarks/results/familiarity_gate.json \
-        --work runs/dayone_cls                                                                          # the shipped model
+    python benchmarks/train_dayone.py --photos $P --epochs 150 --freeze-encoder --select-fold 0.3 --work runs/select_frozen  # the selection run
+    python benchmarks/familiarity_gate.py --work runs/select_frozen --photos $P --json benchmarks/results/familiarity_gate_frozen.json
+    python benchmarks/train_dayone.py --photos $P --epochs 150 --freeze-encoder --decoding benchmarks/results/familiarity_gate_frozen.json \
+        --temps 0.1,0.2,0.3,0.38,0.5,0.7,1.0 --work runs/frozen/main                                   # the shipped model
 
 What it does, all recorded in the model card (`colorize_nbdev/weights/dayone.json`):
 1. the scene split: the test set is the 32 photos bundled with the package plus every development photo of the same
    scene (same subject name: `windmill1` and `windmill7` are one scene), so no near-duplicate of a test photo is trained on;
    `--exclude-subject animals` also moves every photo of that kind of subject to the test set (the "unseen subjects" runs);
 2. training: `fit_colorizer(ARCH, ...)` (default `timm_classifier`: EfficientNet-Lite0 encoder with ImageNet weights from
-   PyPI, lesson 07's colour classes and rebalanced cross-entropy; `--arch timm_unet` for the L1 U-Net), a fixed number of
-   epochs so the run does the same work on any machine;
+   PyPI, lesson 07's colour classes and rebalanced cross-entropy; `--freeze-encoder` trains its decoder only, keeping the
+   ImageNet encoder as it is; `--arch timm_unet` for the L1 U-Net), a fixed number of epochs so the run does the same work
+   on any machine;
 3. for a classifier, the decoding. With `--decoding FILE` (the shipped model): the choice familiarity_gate.py made on a
    selection run (`--select-fold 0.3`: the same training without 30 % of the training photos, whole scenes, on which the
    choice is made); the model becomes a `cautious_classifier` (lesson 09) whose bank holds the photos it trained on.
@@ -83,6 +84,8 @@ def main(argv=None):
     ap.add_argument('--photos', type=Path, required=True, help='the development photos (colorize-data devphotos ... /images)')
     ap.add_argument('--epochs', type=int, default=60)
     ap.add_argument('--arch', default='timm_classifier', choices=['timm_classifier', 'timm_unet'])
+    ap.add_argument('--freeze-encoder', action='store_true',
+                    help='timm_classifier: train the decoder only; the encoder keeps its ImageNet weights and batch-norm statistics')
     ap.add_argument('--temps', default='0.2,0.3,0.38,0.5,0.7,1.0', help='annealed-mean temperatures to choose from (classifier)')
     ap.add_argument('--min-cf', type=float, default=0.75, help='the rule for T: best validation PSNR with at least this CF ratio')
     ap.add_argument('--exclude-subject', action='append', default=[], choices=sorted(SUBJECTS))
@@ -131,7 +134,9 @@ def main(argv=None):
     spent = a.work/'train_seconds.json'   # training time over every session of this run (it resumes after an interruption)
     before = json.loads(spent.read_text())['seconds'] if spent.exists() else 0.
     t0 = time.time()
+    if a.freeze_encoder and a.arch != 'timm_classifier': sys.exit('--freeze-encoder is an option of --arch timm_classifier')
     learn = fit_colorizer(a.arch, train, model_fp32, epochs=a.epochs, resume=True, valid_pct=0.1, seed=42,
+                          arch_kwargs=dict(freeze_encoder=True) if a.freeze_encoder else None,
                           progress=sys.stdout.isatty())   # into a log file: the epoch table, no redrawn bars
     seconds = before + learn.report.get('seconds', time.time() - t0)
     spent.write_text(json.dumps({'seconds': seconds}))

@@ -80,6 +80,22 @@ def test_training_a_timm_unet_moves_it_off_gray(tmp_path):
     assert y.abs().max() > 0
 
 
+def test_frozen_encoder_keeps_its_imagenet_weights_and_statistics(tmp_path):
+    "freeze_encoder: a training run changes the decoder only; the encoder's weights and batch-norm statistics stay ImageNet's."
+    from colorize_nbdev.train import fit_colorizer
+    l = fit_colorizer('timm_classifier', sample_photos()[:8], tmp_path/'f.pth', epochs=1, size=64, bs=4, progress=False, verbose=False,
+                      valid_pct=0.25, arch_kwargs=dict(freeze_encoder=True))
+    assert not l.model.encoder.training or not l.model.training   # a frozen encoder stays in eval mode
+    l.model.train(); assert l.model.training and not l.model.encoder.training
+    ref = offline_state()
+    enc = l.model.encoder.state_dict()
+    shared = [k for k in enc if k in ref]
+    assert len(shared) > 100 and all(torch.equal(enc[k].cpu(), ref[k]) for k in shared)   # running means/vars included
+    assert any(p.abs().sum() > 0 for p in l.model.classify.parameters())   # the head learned (it starts at zero)
+    net, cfg = load_model(tmp_path/'f.pth', device='cpu')
+    assert cfg['freeze_encoder'] is True and all(not p.requires_grad for p in net.encoder.parameters())
+
+
 # ---------------------------------------------------------------- the day-one model in the package
 
 @pytest.fixture(scope='module')
@@ -92,8 +108,12 @@ def test_bundled_model_matches_its_card(card):
     assert p.is_file() and p.stat().st_size == card['bytes'] < 12e6
     assert hashlib.sha256(p.read_bytes()).hexdigest() == card['sha256']
     obj = read_model_file(p)
-    assert obj['arch'] == card['arch'] == 'timm_classifier' and obj['config']['pretrained'] is False
-    assert {v.dtype for v in obj['state_dict'].values() if v.is_floating_point()} == {torch.float16}   # stored compactly
+    assert obj['arch'] == card['arch'] and card['arch'] in ('timm_classifier', 'cautious_classifier') and obj['config']['pretrained'] is False
+    # stored compactly: every weight in fp16 (a cautious model keeps its two caution thresholds in fp32)
+    assert {v.dtype for k, v in obj['state_dict'].items() if v.is_floating_point() and k != 'bank_q'} == {torch.float16}
+    if card['arch'] == 'cautious_classifier':   # its bank: the photos it trained on (not its validation photos, no test photo)
+        assert obj['config']['bank'] == obj['state_dict']['bank'].shape[0] == card['decoding']['bank_photos']
+        assert obj['config']['bank'] == card['data']['n_train'] - len(card['temperature']['valid_files'])
     # the split it records: every bundled photo held out, none trained on
     assert {p.name for p in sample_photos()} <= set(card['data']['test_files'])
     assert card['data']['n_train'] + card['data']['n_test'] == 186
@@ -104,9 +124,15 @@ def test_bundled_model_matches_its_card(card):
 
 
 def test_shipped_temperature_follows_the_cards_rule_on_validation_photos(card):
-    "T is chosen from the validation curve by the rule written in the card, never from the test photos."
+    "T is chosen from the validation curve by the rule written in the card (or with the whole decoding on a selection run), never from the test photos."
     t = card['temperature']
     assert set(t['valid_files']).isdisjoint(card['data']['test_files'])
+    if 'decoding' in card:   # chosen by familiarity_gate.py on a selection run (the next test checks that choice)
+        cfg = read_model_file(default_model())['config']
+        assert t['chosen'] == card['decoding']['chosen']['T'] == cfg['T'] and 'selection run' in t['rule']
+        assert {k: cfg[k] for k in ('debias', 'debias_far', 'T_far')} == {k: card['decoding']['chosen'][k] for k in ('debias', 'debias_far', 'T_far')}
+        assert list(cfg['bank_quantiles']) == card['decoding']['chosen']['q']
+        return
     ok = [i for i, r in enumerate(t['valid']) if r['cf_ratio'] >= 0.75]
     best = max(ok, key=lambda i: t['valid'][i]['psnr']) if ok else max(range(len(t['temps'])), key=lambda i: t['valid'][i]['cf_ratio'])
     assert t['chosen'] == t['temps'][best] == read_model_file(default_model())['config']['T']
@@ -119,7 +145,8 @@ def test_familiarity_selection_follows_its_rule(card):
     "The decoding by familiarity was chosen on the selection run's fold by the rule written in familiarity_gate.py (never on test photos); the card reports that choice."
     sys.path.insert(0, str(RESULTS.parent))
     from familiarity_gate import MIN_CF, FAR_MIN_CF
-    sel = json.loads((RESULTS/'familiarity_gate.json').read_text())
+    # the selection the shipped model was built with (train_dayone.py --decoding), else the one recorded in the card
+    sel = json.loads((RESULTS.parents[1]/card['decoding']['source'] if 'decoding' in card else RESULTS/'familiarity_gate.json').read_text())
     assert set(sel['fold_files']).isdisjoint(card['data']['test_files'])
     t = sel['table']
     ok_cf = [r for r in t if r['fold']['cf_ratio'] >= MIN_CF]

@@ -124,10 +124,13 @@ class TimmClassifier(Classifier):
                  T:float=1.,                 # annealed-mean temperature at inference (1: the mean, 0: the mode); the day-one model's is chosen on validation photos
                  debias:float=0.5,           # divide the distribution by class_weights**debias at decoding (lesson 07)
                  decoder:tuple=(160, 128, 128), # widths of the three decoder stages (1/16, 1/8, 1/4)
-                 grid:int=AB_GRID, lam:float=0.5, sigma:float=5., k:int=5):   # bins, rebalancing and soft encoding (lesson 07)
+                 grid:int=AB_GRID, lam:float=0.5, sigma:float=5., k:int=5,   # bins, rebalancing and soft encoding (lesson 07)
+                 freeze_encoder:bool=False): # train the decoder only: the encoder keeps its (ImageNet) weights and batch-norm statistics
         nn.Module.__init__(self)
         Q = self._init_bins(T, debias, grid, lam, sigma, k)
         self.encoder = timm_encoder(self, encoder, pretrained)
+        self.freeze_encoder = bool(freeze_encoder)
+        if self.freeze_encoder: self.encoder.requires_grad_(False)
         chans = self.encoder.feature_info.channels()
         if len(decoder) != 3: raise ValueError(f"TimmClassifier: decoder needs 3 widths (1/16, 1/8, 1/4), got {len(decoder)}")
         if len(chans) != 5 or self.encoder.feature_info.reduction()[1] != 4:
@@ -138,9 +141,16 @@ class TimmClassifier(Classifier):
         self.classify = nn.Conv2d(ni, Q, 1)
         nn.init.zeros_(self.classify.weight); nn.init.zeros_(self.classify.bias)   # start uniform over the bins
 
+    def train(self, mode:bool=True):
+        "As `nn.Module.train`, but a frozen encoder stays in eval mode (its batch norm keeps the ImageNet statistics)."
+        super().train(mode)
+        if self.freeze_encoder: self.encoder.eval()
+        return self
+
     def _logits(self, x:Tensor)->Tensor:
         "Logits at 1/4 of `x` (already padded to a multiple of 32)."
-        feats = self.encoder(_gray_rgb(self, x)[1])
+        with torch.set_grad_enabled(torch.is_grad_enabled() and not self.freeze_encoder):   # a frozen encoder needs no graph
+            feats = self.encoder(_gray_rgb(self, x)[1])
         y = feats[-1]
         for blk, s in zip(self.decoder, feats[-2:0:-1]):
             y = blk(torch.cat([F.interpolate(y, size=s.shape[-2:], mode='bilinear', align_corners=False), s], 1))
