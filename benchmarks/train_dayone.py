@@ -226,7 +226,8 @@ def main(argv=None):
         for e in zoo['models']:
             if e.get('bundled') and e['file'] == a.out.name:
                 e.update(sha256=card['sha256'], bytes=card['bytes'], trained=card['training']['command'], card=card_path.name,
-                         arch=obj['arch'], description=DESCRIPTIONS.get(obj['arch'], e.get('description', '')))
+                         arch=obj['arch'], description=DESCRIPTIONS.get(obj['arch'], e.get('description', ''))
+                         .replace('(ImageNet, offline)', '(ImageNet, offline, frozen)' if a.freeze_encoder else '(ImageNet, offline)'))
         zoo_p.write_text(json.dumps(zoo, indent=1) + '\n')
     if a.record_into and subject:
         main_card = json.loads(a.record_into.read_text())

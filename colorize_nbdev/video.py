@@ -6,8 +6,8 @@ Docs: https://colorize-nbdev.github.io/colorize-nbdev/tools.html.md"""
 
 # %% auto #0
 __all__ = ['SMOOTH', 'STILL_FORMATS', 'FORMATS', 'VideoError', 'clip_frames', 'write_clip', 'make_test_clip', 'read_frames',
-           'probe_video', 'colorize_frames', 'frame_ab', 'frame_l', 'flicker', 'warp_error', 'l_hist', 'is_cut',
-           'ABSmoother', 'Progress', 'check_video_out', 'colorize_video', 'find_models']
+           'probe_video', 'l_hist', 'is_cut', 'ShotCaution', 'colorize_frames', 'frame_ab', 'frame_l', 'flicker',
+           'warp_error', 'ABSmoother', 'Progress', 'check_video_out', 'colorize_video', 'find_models']
 
 # %% ../nbs/08_tools.ipynb #7d54f171
 import os, signal, sys, time, warnings
@@ -155,6 +155,40 @@ def probe_video(path)->dict:
         return {'frames': int(n), 'width': vs.width, 'height': vs.height, 'fps': rate, 'codec': cc.name,
                 'audio': None if a is None else a.codec_context.name, 'format': src.format.name}
 
+# %% ../nbs/08_tools.ipynb #9b2d4f63
+def l_hist(L:Tensor, bins:int=32)->Tensor:
+    "Normalised histogram of model-scaled L ([-1, 1]) over `bins` bins."
+    h = torch.histc(L.float().clamp(-1, 1), bins=bins, min=-1, max=1)
+    return h/h.sum().clamp_min(1)
+
+def is_cut(L0:Tensor, L1:Tensor, hist:float=0.3, mad:float=0.25)->bool:
+    "Hard cut between two frames' model-scaled L? Their L histograms differ by more than `hist` (total variation), or L by `mad` on average."
+    if L0.shape != L1.shape: return True
+    tv = 0.5*(l_hist(L0) - l_hist(L1)).abs().sum().item()
+    return tv > hist or (L1 - L0).abs().mean().item() > mad
+
+class ShotCaution:
+    """Holds a cautious model's caution for a whole shot. A model that decodes by how familiar a photo is (one with
+    `caution` and `hold_caution`, as lesson 09's `CautiousClassifier`, the bundled model) measures it on the first frame
+    of each shot (`is_cut` starts a new one) and decodes every frame of the shot at it. Other models pass through."""
+    def __init__(self, model, cut_hist:float=0.3, cut_mad:float=0.25): # the thresholds of `is_cut`
+        ok = callable(getattr(model, 'caution', None)) and callable(getattr(model, 'hold_caution', None))
+        self.model, self.cut_hist, self.cut_mad = (model if ok else None), cut_hist, cut_mad
+        self.L, self.shots, self.values = None, 0, []
+
+    def __call__(self, small:Tensor): # the frame's model-scaled L at the render size (1,1,h,w), before the model colours it
+        if self.model is None: return
+        if self.L is None or is_cut(self.L, small, self.cut_hist, self.cut_mad):
+            with torch.inference_mode(): c = float(self.model.caution(small.to(_model_device(self.model)))[0])
+            self.model.hold_caution(c)
+            self.shots += 1; self.values.append(c)
+        self.L = small
+
+    def release(self):
+        "The model decodes each photo at its own caution again."
+        if self.model is not None: self.model.hold_caution(None)
+
+
 # %% ../nbs/08_tools.ipynb #6c8cea13
 def colorize_frames(model:torch.nn.Module, # colorizer (model-scaled L -> model-scaled ab), in eval mode
                     config:dict|None, # its config (from `load_model`)
@@ -163,14 +197,18 @@ def colorize_frames(model:torch.nn.Module, # colorizer (model-scaled L -> model-
                     smooth:float=SMOOTH, # `ABSmoother` strength (0: every frame on its own)
                     smoother=None, # or a smoother of your own, such as an `ABSmoother` (then `smooth` is ignored)
                    ):
-    "Colour a stream of frames one at a time: each keeps its own L, the (smoothed) ab comes from the model. Yields uint8 RGB frames."
+    "Colour a stream of frames one at a time: each keeps its own L, the (smoothed) ab comes from the model (a cautious model: at its `ShotCaution`). Yields uint8 RGB frames."
     _check_config(config)
     sm = smoother if smoother is not None else ABSmoother(smooth) if smooth else None
-    for f in frames:
-        L, small = prepare(Image.fromarray(f), render_size)
-        ab = run_model(model, small, config)
-        if sm is not None: ab = sm(small, ab)
-        yield recombine(L, ab, keep_l=True)
+    shot = ShotCaution(model, *((sm.cut_hist, sm.cut_mad) if hasattr(sm, 'cut_hist') else ()))
+    try:
+        for f in frames:
+            L, small = prepare(Image.fromarray(f), render_size)
+            shot(small)
+            ab = run_model(model, small, config)
+            if sm is not None: ab = sm(small, ab)
+            yield recombine(L, ab, keep_l=True)
+    finally: shot.release()
 
 # %% ../nbs/08_tools.ipynb #ac3ffdff
 def frame_ab(rgb:np.ndarray)->Tensor:
@@ -204,17 +242,6 @@ def warp_error(frames, shift:int, block:int=8)->float:
     return tot/max(n, 1)
 
 # %% ../nbs/08_tools.ipynb #4217789f
-def l_hist(L:Tensor, bins:int=32)->Tensor:
-    "Normalised histogram of model-scaled L ([-1, 1]) over `bins` bins."
-    h = torch.histc(L.float().clamp(-1, 1), bins=bins, min=-1, max=1)
-    return h/h.sum().clamp_min(1)
-
-def is_cut(L0:Tensor, L1:Tensor, hist:float=0.3, mad:float=0.25)->bool:
-    "Hard cut between two frames' model-scaled L? Their L histograms differ by more than `hist` (total variation), or L by `mad` on average."
-    if L0.shape != L1.shape: return True
-    tv = 0.5*(l_hist(L0) - l_hist(L1)).abs().sum().item()
-    return tv > hist or (L1 - L0).abs().mean().item() > mad
-
 class ABSmoother:
     "Temporal smoothing of a colorizer's low-resolution ab: an exponential moving average, reset at cuts, weaker where L moved."
     def __init__(self, strength:float=SMOOTH, # weight of the past on a still pixel (0: off, each frame on its own)
@@ -310,7 +337,7 @@ def colorize_video(model:torch.nn.Module, # colorizer (model-scaled L -> model-s
                    max_frames:int|None=None, # stop after this many frames (quick looks)
                    smoother:ABSmoother|None=None, # a smoother of your own (then `smooth` is ignored)
                   )->dict: # 'frames', 'width', 'height', 'fps', 'audio', 'seconds', 'frames_per_s', 'cuts', 'out'
-    "Colour every frame of video `inp` into `out`, streaming; frame count, size, frame rate and audio kept; written atomically."
+    "Colour every frame of video `inp` into `out`, streaming; frame count, size, frame rate and audio kept; written atomically. A cautious model decodes each shot at one caution (`ShotCaution`)."
     av = _av()
     t0 = time.perf_counter()
     _check_config(config)
@@ -323,6 +350,7 @@ def colorize_video(model:torch.nn.Module, # colorizer (model-scaled L -> model-s
     except OSError as e: raise VideoError(f"{out}: cannot create its folder ({_why(e)})") from None
     tmp = _tmp_name(out)
     sm = smoother if smoother is not None else ABSmoother(smooth)
+    shot = ShotCaution(model, *((sm.cut_hist, sm.cut_mad) if hasattr(sm, 'cut_hist') else ()))
     model.eval()
     n, cuts, bar = 0, 0, None
     try:
@@ -367,6 +395,7 @@ def colorize_video(model:torch.nn.Module, # colorizer (model-scaled L -> model-s
                           (last_pts + 1 if last_pts is not None else 0)
                     last_pts = pts
                     L, small = prepare(Image.fromarray(f.to_ndarray(format='rgb24')), render_size)
+                    shot(small)
                     ab = run_model(model, small, config)
                     if sm.strength: ab = sm(small, ab); cuts += sm.cut
                     encode(recombine(L, ab, keep_l=True), pts)
@@ -381,6 +410,7 @@ def colorize_video(model:torch.nn.Module, # colorizer (model-scaled L -> model-s
     except av.FFmpegError as e:
         raise VideoError(f"{inp}: reading or writing frame {n} failed ({_why(e)})") from None
     finally:
+        shot.release()
         if bar: bar.close()
         if tmp.exists(): tmp.unlink()
     dt = time.perf_counter() - t0

@@ -116,6 +116,31 @@ def test_no_leak_across_cut(model):
     assert leak > 0.1                                                    # what the reset prevents (ab units)
 
 
+def test_a_cautious_model_holds_one_caution_per_shot(tmp_path):
+    """A model that decodes by familiarity (lesson 09's CautiousClassifier, the bundled model's kind) measures its caution
+    once per shot, on the shot's first frame, and decodes each photo at its own caution again afterwards."""
+    from colorize_nbdev.modelfile import load_model, read_model_file
+    from colorize_nbdev.models.pretrained import TimmClassifier, make_cautious
+    torch.manual_seed(0)
+    path = save_model(TimmClassifier(pretrained=True), tmp_path/'c.pth', 'timm_classifier', dict(encoder='efficientnet_lite0', size=64))
+    torch.save(make_cautious(read_model_file(path), sample_photos()[:3]), path)
+    net, config = load_model(path, device='cpu')
+    seen, caution = [], net.caution
+    net.caution = lambda L: seen.append(tuple(L.shape)) or caution(L)
+    clip = make_test_clip(tmp_path/'cut.mp4', 'cut', PHOTOS, n=6, size=SIZE, cut_at=3)
+    rep = colorize_video(net, config, clip, tmp_path/'out.mp4', render_size=96, progress=False)
+    assert (rep['frames'], rep['cuts'], len(seen), net.held) == (6, 1, 2, None)
+    list(colorize_frames(net, config, clip_frames('cut', PHOTOS, n=6, size=SIZE, cut_at=3), 96, smooth=0))
+    assert (len(seen), net.held) == (4, None)                  # without smoothing too: the shots, not the frames
+    x = torch.zeros(2, 1, 64, 64)
+    net.hold_caution(0.25)
+    with torch.no_grad(): net(x)
+    assert len(seen) == 4                                     # a held caution is not measured again
+    net.hold_caution(None)
+    with torch.no_grad(): net(x)
+    assert len(seen) == 5
+
+
 def test_smoother_weights():
     "Grain keeps the weight of the past near the strength; where an object appeared it falls to 0; strength 0 passes ab through."
     g = torch.Generator().manual_seed(0)

@@ -225,6 +225,11 @@ class CautiousClassifier(TimmClassifier):
         self.debias_far, self.T_far, self.bank_quantiles = debias_far, T_far, tuple(bank_quantiles)
         self.register_buffer('bank', torch.zeros(bank, FAMILIAR_DIM))
         self.register_buffer('bank_q', torch.tensor([0., 1.]))
+        self.held = None   # a caution held for every photo (`hold_caution`), or None: each photo's own
+
+    def hold_caution(self, c=None):
+        "Decode every photo at caution `c` (a number in [0, 1]) until called with None: a video holds one caution per shot."
+        self.held = None if c is None else float(c)
 
     def caution(self, L:Tensor)->Tensor:
         "(B,) caution in [0, 1] for gray photos given as model-scaled L (B,1,H,W): 0 where a training photo is near, 1 where none is."
@@ -243,7 +248,7 @@ class CautiousClassifier(TimmClassifier):
     def forward(self, x:Tensor)->Tensor:
         if self.training or not len(self.bank): return super().forward(x)
         _check_input(x, 'CautiousClassifier')
-        c = self.caution(x)
+        c = self.caution(x) if self.held is None else x.new_full((x.shape[0],), self.held)
         xp, (h, w) = pad_to_multiple(x, self.multiple)
         z = self._logits(xp)
         if self.keep_logits: self.last_logits = z[..., :-(-h//4), :-(-w//4)]
