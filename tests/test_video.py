@@ -129,16 +129,20 @@ def test_a_cautious_model_holds_one_caution_per_shot(tmp_path):
     net.caution = lambda L: seen.append(tuple(L.shape)) or caution(L)
     clip = make_test_clip(tmp_path/'cut.mp4', 'cut', PHOTOS, n=6, size=SIZE, cut_at=3)
     rep = colorize_video(net, config, clip, tmp_path/'out.mp4', render_size=96, progress=False)
-    assert (rep['frames'], rep['cuts'], len(seen), net.held) == (6, 1, 2, None)
+    assert (rep['frames'], rep['cuts'], len(seen), net.held_caution()) == (6, 1, 2, None)
     list(colorize_frames(net, config, clip_frames('cut', PHOTOS, n=6, size=SIZE, cut_at=3), 96, smooth=0))
-    assert (len(seen), net.held) == (4, None)                  # without smoothing too: the shots, not the frames
+    assert (len(seen), net.held_caution()) == (4, None)       # without smoothing too: the shots, not the frames
     x = torch.zeros(2, 1, 64, 64)
+    def colour():
+        with torch.no_grad(): net(x)
     net.hold_caution(0.25)
-    with torch.no_grad(): net(x)
+    colour()
     assert len(seen) == 4                                     # a held caution is not measured again
+    with ThreadPoolExecutor(1) as ex: ex.submit(colour).result()
+    assert len(seen) == 5                                     # ... in this thread only: a photo coloured in another gets its own
     net.hold_caution(None)
-    with torch.no_grad(): net(x)
-    assert len(seen) == 5
+    colour()
+    assert len(seen) == 6
 
 
 def test_smoother_weights():

@@ -159,7 +159,7 @@ class TimmClassifier(Classifier):
 register_arch('timm_classifier')(TimmClassifier)
 
 # %% ../../nbs/09_pretrained.ipynb #8a86ddd6
-import functools
+import functools, threading
 
 FAMILIAR_ENCODER, FAMILIAR_DIM = 'efficientnet_lite0', 320   # the frozen ImageNet encoder (offline weights) and its feature size
 FAMILIAR_SIDE = 224   # photos are scaled down to this short side for their features (ImageNet's scale)
@@ -225,11 +225,16 @@ class CautiousClassifier(TimmClassifier):
         self.debias_far, self.T_far, self.bank_quantiles = debias_far, T_far, tuple(bank_quantiles)
         self.register_buffer('bank', torch.zeros(bank, FAMILIAR_DIM))
         self.register_buffer('bank_q', torch.tensor([0., 1.]))
-        self.held = None   # a caution held for every photo (`hold_caution`), or None: each photo's own
+        self._held = {}   # cautions held (`hold_caution`), by thread: a video's shot in one thread leaves a photo in another alone
 
     def hold_caution(self, c=None):
-        "Decode every photo at caution `c` (a number in [0, 1]) until called with None: a video holds one caution per shot."
-        self.held = None if c is None else float(c)
+        "In this thread, decode every photo at caution `c` (a number in [0, 1]) until called with None: a video holds one caution per shot."
+        if c is None: self._held.pop(threading.get_ident(), None)
+        else: self._held[threading.get_ident()] = float(c)
+
+    def held_caution(self):
+        "The caution held in this thread, or None (each photo gets its own)."
+        return self._held.get(threading.get_ident())
 
     def caution(self, L:Tensor)->Tensor:
         "(B,) caution in [0, 1] for gray photos given as model-scaled L (B,1,H,W): 0 where a training photo is near, 1 where none is."
@@ -248,7 +253,8 @@ class CautiousClassifier(TimmClassifier):
     def forward(self, x:Tensor)->Tensor:
         if self.training or not len(self.bank): return super().forward(x)
         _check_input(x, 'CautiousClassifier')
-        c = self.caution(x) if self.held is None else x.new_full((x.shape[0],), self.held)
+        held = self.held_caution()
+        c = self.caution(x) if held is None else x.new_full((x.shape[0],), held)
         xp, (h, w) = pad_to_multiple(x, self.multiple)
         z = self._logits(xp)
         if self.keep_logits: self.last_logits = z[..., :-(-h//4), :-(-w//4)]
