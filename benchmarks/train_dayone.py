@@ -36,11 +36,11 @@ SUBJECTS = {   # --exclude-subject NAME: the photos of that kind, by the folders
 }
 
 
-DESCRIPTIONS = {   # the registry's words for the bundled model, by architecture
-    'timm_unet': 'U-Net on EfficientNet-Lite0 (ImageNet, offline), trained on the course development photos; lesson 09',
-    'timm_classifier': "colour classifier (lesson 07's ab bins) on EfficientNet-Lite0 (ImageNet, offline), trained on the course "
+DESCRIPTIONS = {   # the registry's words for the bundled model, by architecture ({frozen}: whether its encoder was frozen)
+    'timm_unet': 'U-Net on EfficientNet-Lite0 (ImageNet, offline{frozen}), trained on the course development photos; lesson 09',
+    'timm_classifier': "colour classifier (lesson 07's ab bins) on EfficientNet-Lite0 (ImageNet, offline{frozen}), trained on the course "
                        'development photos; lesson 09',
-    'cautious_classifier': "colour classifier (lesson 07's ab bins) on EfficientNet-Lite0 (ImageNet, offline), cautious on photos "
+    'cautious_classifier': "colour classifier (lesson 07's ab bins) on EfficientNet-Lite0 (ImageNet, offline{frozen}), cautious on photos "
                            'unlike its training photos, trained on the course development photos; lesson 09',
 }
 
@@ -223,11 +223,11 @@ def main(argv=None):
     zoo_p = a.out.parent/'zoo.json'   # the package's model registry: its bundled entry must name this file's hash
     if zoo_p.exists():
         zoo = json.loads(zoo_p.read_text())
+        words = DESCRIPTIONS.get(obj['arch'])
         for e in zoo['models']:
             if e.get('bundled') and e['file'] == a.out.name:
-                e.update(sha256=card['sha256'], bytes=card['bytes'], trained=card['training']['command'], card=card_path.name,
-                         arch=obj['arch'], description=DESCRIPTIONS.get(obj['arch'], e.get('description', ''))
-                         .replace('(ImageNet, offline)', '(ImageNet, offline, frozen)' if a.freeze_encoder else '(ImageNet, offline)'))
+                e.update(sha256=card['sha256'], bytes=card['bytes'], trained=card['training']['command'], card=card_path.name, arch=obj['arch'],
+                         description=words.format(frozen=', frozen' if obj['config'].get('freeze_encoder') else '') if words else e.get('description', ''))
         zoo_p.write_text(json.dumps(zoo, indent=1) + '\n')
     if a.record_into and subject:
         main_card = json.loads(a.record_into.read_text())
