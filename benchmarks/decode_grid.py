@@ -8,6 +8,9 @@ setting: PSNR and AuC minus gray's, and the CF ratio. Nothing is written.
         --out runs/no_animals_cls/dayone_no_animals.pth
     python benchmarks/decode_grid.py --work runs/no_animals_cls --photos PHOTOS
     python benchmarks/decode_grid.py --card colorize_nbdev/weights/dayone.json --photos PHOTOS   # the shipped model
+
+A run's model file (`--work`) is scored as it trained (view 1, no mirror image) unless `--view`/`--flip` say otherwise;
+the shipped model (`--card`) with its own view and flip (lesson 09's `TimmClassifier` options).
 """
 import argparse, json, sys
 from pathlib import Path
@@ -36,15 +39,22 @@ def main(argv=None):
     ap.add_argument('--temps', default='0.2,0.38,0.7,1.0,1.5')
     ap.add_argument('--debias', default='0,0.5,1,1.5')
     ap.add_argument('--size', type=int, default=256)
+    ap.add_argument('--view', type=float, help="the scale the network sees the photo at (default: the model file's)")
+    ap.add_argument('--flip', type=int, choices=(0, 1), help="1: average the logits with the mirror image's (default: the model file's)")
     ap.add_argument('--json', type=Path, help='also write the scores to this JSON file')
+    ap.add_argument('--record-into', type=Path, help="and record them in this model card's 'decoding_grid' (lesson 09 draws it): "
+                                                     "as 'held_out' for --card, under 'unseen' for an --exclude-subject run")
     a = ap.parse_args(argv)
     from colorize_nbdev.metrics import evaluate, model_colorizer
     from colorize_nbdev.modelfile import load_model
     sets, model = run_sets(ap, a)
     net, config = load_model(model, device='cpu')
     if len(getattr(net, 'bank', ())): net.bank = net.bank[:0]   # a cautious classifier (lesson 09): its fixed decodings, caution left out
+    if a.view is not None: net.view = a.view
+    if a.flip is not None: net.flip = bool(a.flip)
     out = dict(command='python benchmarks/decode_grid.py ' + ' '.join(sys.argv[1:] if argv is None else map(str, argv)),
-               model=str(model.name), shipped=dict(T=config.get('T'), debias=config.get('debias')), size=a.size, sets={})
+               model=str(model.name), shipped=dict(T=config.get('T'), debias=config.get('debias')),
+               view=getattr(net, 'view', 1.), flip=getattr(net, 'flip', False), size=a.size, sets={})
     for name, files in sets.items():
         g = evaluate(files, None, size=a.size)
         rows = out['sets'][name] = dict(n=len(files), gray={k: g[k] for k in ('psnr', 'ssim', 'auc', 'cf_ratio')}, grid=[])
@@ -57,6 +67,26 @@ def main(argv=None):
                 print(f"{name:8} debias {d:<4g} T {t:<5g} PSNR {r['psnr'] - g['psnr']:+.2f}  AuC {r['auc'] - g['auc']:+.2f}  "
                       f"CF ratio {r['cf_ratio']:.2f}", flush=True)
     if a.json: a.json.write_text(json.dumps(out, indent=1) + '\n')
+    if a.record_into: record(out, a, a.record_into)
+
+
+ABOUT = ("PSNR/AuC/CF of the decodings (debias x T) of the classifier, every photo decoded alike (a cautious model's caution "
+         "switched off): the shipped model on its held-out test photos, and the unseen-subject run on that subject; scored by "
+         "benchmarks/decode_grid.py (colorize_nbdev.metrics.evaluate at 256 px) after the decoding was chosen on the selection "
+         "run, so it shows the trade-off and chose nothing")
+
+def record(out:dict, a, card_path:Path):
+    "Put a grid into the card's 'decoding_grid': the shipped model's as 'held_out', an unseen-subject run's under 'unseen' by its subject."
+    card = json.loads(card_path.read_text())
+    grid = card.setdefault('decoding_grid', {})
+    grid['about'] = ABOUT
+    if a.card: grid['held_out'] = out
+    else:
+        run = json.loads(next(a.work.glob('dayone*.json')).read_text())
+        if not run['data'].get('exclude_subject'): raise SystemExit(f"--record-into: {a.work} is not an --exclude-subject run")
+        grid.setdefault('unseen', {})[', '.join(run['data']['exclude_subject'])] = out
+    card_path.write_text(json.dumps(card, indent=1) + '\n')
+    print(f"recorded in {card_path} ('decoding_grid')")
 
 
 if __name__ == '__main__': main()

@@ -158,7 +158,8 @@ def main(argv=None):
         from colorize_nbdev.models.pretrained import make_cautious
         decoding = json.loads(a.decoding.read_text())
         ch = decoding['chosen']
-        obj = make_cautious(obj, trained, debias_far=ch['debias_far'], T_far=ch['T_far'], q=tuple(ch['q']), T=ch['T'], debias=ch['debias'])
+        obj = make_cautious(obj, trained, debias_far=ch['debias_far'], T_far=ch['T_far'], q=tuple(ch['q']), T=ch['T'], debias=ch['debias'],
+                           **{k: ch[k] for k in ('view', 'flip') if k in ch})   # how the network sees the photo (gates before views chose neither)
         print(f"decoding by familiarity ({a.decoding}): {obj['config']['bank']} bank photos, {ch}", flush=True)
     # stored in fp16, but for a cautious model's two caution thresholds
     obj['state_dict'] = {k: (v.half() if v.is_floating_point() and k != 'bank_q' else v) for k, v in obj['state_dict'].items()}

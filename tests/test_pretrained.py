@@ -132,6 +132,8 @@ def test_shipped_temperature_follows_the_cards_rule_on_validation_photos(card):
         assert t['chosen'] == card['decoding']['chosen']['T'] == cfg['T'] and 'selection run' in t['rule']
         assert {k: cfg[k] for k in ('debias', 'debias_far', 'T_far')} == {k: card['decoding']['chosen'][k] for k in ('debias', 'debias_far', 'T_far')}
         assert list(cfg['bank_quantiles']) == card['decoding']['chosen']['q']
+        for k in ('view', 'flip'):   # how the network sees the photo, when the selection chose it
+            if k in card['decoding']['chosen']: assert cfg[k] == card['decoding']['chosen'][k], k
         return
     ok = [i for i, r in enumerate(t['valid']) if r['cf_ratio'] >= 0.75]
     best = max(ok, key=lambda i: t['valid'][i]['psnr']) if ok else max(range(len(t['temps'])), key=lambda i: t['valid'][i]['cf_ratio'])
@@ -185,12 +187,12 @@ def test_colorize_device_cuda_without_gpu_is_one_line(tmp_path):
 
 # ---------------------------------------------------------------- decoding by familiarity (lesson 09's CautiousClassifier)
 
-def _cautious_file(path, bank_photos):
+def _cautious_file(path, bank_photos, **seeing):
     from colorize_nbdev.models.pretrained import TimmClassifier, make_cautious
     from colorize_nbdev.modelfile import save_model
     torch.manual_seed(0)
     save_model(TimmClassifier(pretrained=True), path, 'timm_classifier', dict(encoder='efficientnet_lite0', debias=0.5, T=1., size=64))
-    obj = make_cautious(read_model_file(path), bank_photos, debias_far=1.5, T_far=1.5, T=0.38)
+    obj = make_cautious(read_model_file(path), bank_photos, debias_far=1.5, T_far=1.5, T=0.38, **seeing)
     torch.save(obj, path)
     return obj
 
@@ -207,14 +209,35 @@ def test_fine_tuning_a_cautious_model_adds_its_photos_to_the_bank(tmp_path):
     from colorize_nbdev.train import fit_colorizer
     from colorize_nbdev.models.pretrained import photo_features_of, nearest_distance
     photos = sample_photos()
-    _cautious_file(tmp_path/'c.pth', photos[:3])
+    _cautious_file(tmp_path/'c.pth', photos[:3], view=0.5, flip=True)   # validation in training sees the photo as training does
     learn = fit_colorizer(None, photos[3:11], tmp_path/'tuned.pth', init=tmp_path/'c.pth', epochs=1, size=64, bs=4,
                           valid_pct=0.25, progress=False, verbose=False, num_workers=0)
     trained = [Path(f) for f in learn.dls.train.dataset.files]
     net, config = load_model(tmp_path/'tuned.pth', device='cpu')
     assert type(net).__name__ == 'CautiousClassifier' and config['bank'] == 3 + len(trained) == len(net.bank)
-    assert config['T'] == 0.38 and config['T_far'] == 1.5   # the decoding is kept
+    assert config['T'] == 0.38 and config['T_far'] == 1.5 and (config['view'], config['flip']) == (0.5, True)   # the decoding is kept
     assert nearest_distance(photo_features_of(trained), net.bank).max() < 1e-3
+
+
+def test_view_and_flip_decide_what_the_network_sees(tmp_path):
+    "A model file's view and flip (lesson 09) load with it: the network sees the photo scaled by view, its mirror image averaged in."
+    import torch.nn.functional as F
+    from colorize_nbdev.color import rgb_to_lab_norm
+    from colorize_nbdev.data.samples import crop_tensor
+    _cautious_file(tmp_path/'c.pth', sample_photos()[:3], view=0.5, flip=True)
+    net, config = load_model(tmp_path/'c.pth', device='cpu')
+    assert (net.view, net.flip) == (0.5, True) == (config['view'], config['flip'])
+    L = rgb_to_lab_norm(crop_tensor(sample_photos()[5], 128)[None])[0]
+    with torch.no_grad():
+        net.classify.weight.normal_(0, 0.01)          # a head that is not uniform, so that what the network sees matters
+        net.bank_q.copy_(torch.tensor([-2., -1.]))    # every photo far: the cautious decoding
+        small = F.interpolate(L, size=(64, 64), mode='bilinear', align_corners=False, antialias=True)
+        z = (net._logits(small) + net._logits(small.flip(-1)).flip(-1))/2
+        ab = F.interpolate(net.decode(z, T=net.T_far, debias=net.debias_far), size=(64, 64), mode='bilinear', align_corners=False)
+        want = F.interpolate(ab, size=(128, 128), mode='bilinear', align_corners=False)
+        torch.testing.assert_close(net(L), want)
+        net.view, net.flip = 1., False
+        assert (net(L) - want).abs().max() > 1e-3     # seen as given, without the mirror: other colours
 
 
 def test_selection_fold_keeps_scenes_whole():

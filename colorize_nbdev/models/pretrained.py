@@ -125,9 +125,13 @@ class TimmClassifier(Classifier):
                  debias:float=0.5,           # divide the distribution by class_weights**debias at decoding (lesson 07)
                  decoder:tuple=(160, 128, 128), # widths of the three decoder stages (1/16, 1/8, 1/4)
                  grid:int=AB_GRID, lam:float=0.5, sigma:float=5., k:int=5,   # bins, rebalancing and soft encoding (lesson 07)
-                 freeze_encoder:bool=False): # train the decoder only: the encoder keeps its (ImageNet) weights and batch-norm statistics
+                 freeze_encoder:bool=False, # train the decoder only: the encoder keeps its (ImageNet) weights and batch-norm statistics
+                 view:float=1.,              # at inference the network sees the photo scaled by this factor (its colours are scaled back)
+                 flip:bool=False):           # at inference, average the logits of the photo and of its mirror image
         nn.Module.__init__(self)
         Q = self._init_bins(T, debias, grid, lam, sigma, k)
+        if not 0.125 <= view <= 4: raise ValueError(f"TimmClassifier: view must be between 0.125 and 4, got {view}")
+        self.view, self.flip = float(view), bool(flip)
         self.encoder = timm_encoder(self, encoder, pretrained)
         self.freeze_encoder = bool(freeze_encoder)
         if self.freeze_encoder: self.encoder.requires_grad_(False)
@@ -155,6 +159,37 @@ class TimmClassifier(Classifier):
         for blk, s in zip(self.decoder, feats[-2:0:-1]):
             y = blk(torch.cat([F.interpolate(y, size=s.shape[-2:], mode='bilinear', align_corners=False), s], 1))
         return self.classify(y)
+
+    def view_logits(self, x:Tensor)->tuple:
+        """Inference's logits for model-scaled L (B,1,H,W): those of `x` scaled by `view` and padded to a multiple of 32,
+        averaged with those of its mirror image if `flip`; with (the padded view's size, the view's (h, w)). With
+        `keep_logits` (validation inside training) it also keeps, for the loss, the logits of `x` as training sees it."""
+        seen = x if self.view == 1 else F.interpolate(x, size=(max(1, round(x.shape[-2]*self.view)), max(1, round(x.shape[-1]*self.view))),
+                                                      mode='bilinear', align_corners=False, antialias=True)
+        xp, (h, w) = pad_to_multiple(seen, self.multiple)
+        z = self._logits(xp)
+        if self.flip: z = (z + self._logits(xp.flip(-1)).flip(-1))/2   # the mirror's logits, mirrored back
+        if self.keep_logits:   # for the validation loss (`RebalancedCE`): no view, no mirror, as in training
+            plain = z if self.view == 1 and not self.flip else self._logits(pad_to_multiple(x, self.multiple)[0])
+            self.last_logits = plain[..., :-(-x.shape[-2]//4), :-(-x.shape[-1]//4)]
+        return z, xp.shape[-2:], (h, w)
+
+    def infer_logits(self, x:Tensor)->Tensor:
+        "The logits inference decodes (`view_logits`), cropped to the view: (B,Q,⌈h/4⌉,⌈w/4⌉) for a view of h x w."
+        _check_input(x, type(self).__name__)
+        z, _, (h, w) = self.view_logits(x)
+        return z[..., :-(-h//4), :-(-w//4)]
+
+    def view_to_input(self, ab:Tensor, x:Tensor, padded:tuple, hw:tuple)->Tensor:
+        "Decoded ab at 1/4 of the padded view -> (B,2,H,W) at the size of the input `x`."
+        ab = F.interpolate(ab, size=padded, mode='bilinear', align_corners=False)[..., :hw[0], :hw[1]]
+        return ab if ab.shape[-2:] == x.shape[-2:] else F.interpolate(ab, size=x.shape[-2:], mode='bilinear', align_corners=False)
+
+    def forward(self, x:Tensor)->Tensor:
+        _check_input(x, type(self).__name__)
+        if self.training: return self.logits(x)
+        z, padded, hw = self.view_logits(x)
+        return self.view_to_input(self.decode(z), x, padded, hw)
 
 register_arch('timm_classifier')(TimmClassifier)
 
@@ -255,12 +290,10 @@ class CautiousClassifier(TimmClassifier):
         _check_input(x, 'CautiousClassifier')
         held = self.held_caution()
         c = self.caution(x) if held is None else x.new_full((x.shape[0],), held)
-        xp, (h, w) = pad_to_multiple(x, self.multiple)
-        z = self._logits(xp)
-        if self.keep_logits: self.last_logits = z[..., :-(-h//4), :-(-w//4)]
+        z, padded, hw = self.view_logits(x)
         ab = torch.cat([self.decode(z[i:i+1], T=self.T + ci*(self.T_far - self.T), debias=self.debias + ci*(self.debias_far - self.debias))
                         for i, ci in enumerate(c.tolist())])
-        return F.interpolate(ab, size=xp.shape[-2:], mode='bilinear', align_corners=False)[..., :h, :w]
+        return self.view_to_input(ab, x, padded, hw)
 
 register_arch('cautious_classifier')(CautiousClassifier)
 
