@@ -25,7 +25,7 @@ class EntropyGated(torch.nn.Module):
     def forward(self, L):
         from colorize_nbdev.color import AB_SCALE
         from colorize_nbdev.models.classifier import annealed_mean
-        z = self.net.logits(L).float()   # (B,Q,h/4,w/4)
+        z = getattr(self.net, 'infer_logits', self.net.logits)(L).float()   # (B,Q,h/4,w/4), as the model sees the photo (its view and mirror image)
         p = torch.softmax(z, 1)
         H = -(p*torch.log(p.clamp_min(1e-12))).sum(1, keepdim=True)/math.log(z.shape[1])      # (B,1,h,w) in [0, 1]
         d = self.lo + (self.hi - self.lo)*H
@@ -41,7 +41,7 @@ def mean_entropy(net, files, size):
     with torch.no_grad():
         for f in files:
             L, _ = rgb_to_lab_norm(crop_tensor(f, size)[None].float()/255)
-            z = net.logits(L).float()
+            z = getattr(net, 'infer_logits', net.logits)(L).float()
             p = torch.softmax(z, 1)
             hs.append((-(p*torch.log(p.clamp_min(1e-12))).sum(1)/math.log(z.shape[1])).mean().item())
     return sum(hs)/len(hs)

@@ -33,7 +33,7 @@ def run_files(work:Path, photos:Path)->tuple:
 
 
 def prepare(net, files, size=256, views=(1.,), flip=FLIP)->list:
-    "Per photo: the uint8 crop, its L, the model's inference logits at each of `views` (`TimmClassifier.infer_logits`) and its features (computed once)."
+    "Per photo: the uint8 crop, its L, the model's inference logits at each of `views` (`TimmClassifier.view_logits`, with the padded view's size and the view's) and its features (computed once)."
     from colorize_nbdev.data.samples import crop_tensor
     from colorize_nbdev.color import rgb_to_lab_norm
     from colorize_nbdev.models.pretrained import photo_features
@@ -45,7 +45,7 @@ def prepare(net, files, size=256, views=(1.,), flip=FLIP)->list:
             zs = {}
             for v in views:
                 net.view, net.flip = v, flip
-                zs[v] = net.infer_logits(L)
+                zs[v] = net.view_logits(L)   # (logits of the padded view, its size, the view's (h, w))
             rows.append(dict(name=f.name, x=x, L=L, z=zs, f=photo_features(L)))
     return rows
 
@@ -59,7 +59,8 @@ def scorer(net):
         key = (r['name'], round(d, 4), round(t, 4), v)
         if key not in cache:
             with torch.no_grad():
-                ab = F.interpolate(net.decode(r['z'][v], T=t, debias=d), size=r['L'].shape[-2:], mode='bilinear', align_corners=False)
+                z, padded, hw = r['z'][v]
+                ab = net.view_to_input(net.decode(z, T=t, debias=d), r['L'], padded, hw)   # to the photo's size as the model does
                 p = to_uint8(lab_norm_to_rgb(r['L'], ab))
                 if 'gray' not in r:
                     g = to_uint8(lab_norm_to_rgb(r['L'], torch.zeros_like(ab)))
@@ -101,8 +102,9 @@ def main(argv=None):
           + ' '.join(f"{v:.3f}" for v in bank_thresholds(bank, (.25, .5, .75, .9, .95)).tolist())
           + f"; fold distances median {dist.median():.3f}", flush=True)
     table = []
+    cautions = {q: caution_of(dist, bank_thresholds(bank, q)).tolist() for q in GRID['q']}   # as CautiousClassifier.caution
     def setting(q, d, t, df, tf, v, rows=rows, score=score):
-        caution = caution_of(dist, bank_thresholds(bank, q)).tolist()   # as CautiousClassifier.caution
+        caution = cautions[tuple(q)]
         far = [i for i, c in enumerate(caution) if c >= FAR_CAUTION]
         sc = [score(r, d + c*(df - d), t + c*(tf - t), v) for r, c in zip(rows, caution)]
         row = dict(q=list(q), debias=d, T=t, debias_far=df, T_far=tf, view=v, flip=rows[0]['flip'], fold=summary(rows, sc))
@@ -124,7 +126,7 @@ def main(argv=None):
     keys = ('q', 'debias', 'T', 'debias_far', 'T_far', 'view')
     plain = prepare(net, fold, views=[best['view']], flip=False)   # the chosen setting without the mirror image, for the record
     for r in plain: r['flip'] = False
-    best['without_flip'] = setting(*[tuple(best['q'])] + [best[k] for k in keys[1:]], rows=plain, score=scorer(net))
+    best = dict(best, without_flip=setting(*[tuple(best['q'])] + [best[k] for k in keys[1:]], rows=plain, score=scorer(net)))
     f, u = best['fold'], best.get('far')
     print(f"{len(table)} settings; {len(ok_cf)} with fold CF ratio >= {MIN_CF}, {len(ok)} meeting every condition; chosen ({how}):\n"
           f"  q {best['q']}  debias {best['debias']:g} T {best['T']:g} -> debias_far {best['debias_far']:g} T_far {best['T_far']:g}, view {best['view']:g}, flip\n"

@@ -4,8 +4,8 @@
     colorize-data devphotos --dest ~/.cache/colorize-nbdev/devphotos     # the 186 development photos (Debian packages)
     P=~/.cache/colorize-nbdev/devphotos/images
     python benchmarks/train_dayone.py --photos $P --epochs 150 --freeze-encoder --select-fold 0.3 --work runs/select_frozen  # the selection run
-    python benchmarks/familiarity_gate.py --work runs/select_frozen --photos $P --json benchmarks/results/familiarity_gate_frozen.json
-    python benchmarks/train_dayone.py --photos $P --epochs 150 --freeze-encoder --decoding benchmarks/results/familiarity_gate_frozen.json \
+    python benchmarks/familiarity_gate.py --work runs/select_frozen --photos $P --json benchmarks/results/familiarity_gate_view.json
+    python benchmarks/train_dayone.py --photos $P --epochs 150 --freeze-encoder --decoding benchmarks/results/familiarity_gate_view.json \
         --temps 0.1,0.2,0.3,0.38,0.5,0.7,1.0 --work runs/frozen/main                                   # the shipped model
 
 What it does, all recorded in the model card (`colorize_nbdev/weights/dayone.json`):
@@ -211,6 +211,7 @@ def main(argv=None):
         training=dict(command='python benchmarks/train_dayone.py ' + ' '.join(sys.argv[1:] if argv is None else argv),
                       defaults=train_defaults(a.arch), epochs=a.epochs, iterations=learn.report.get('iterations'),
                       last_epoch={k: learn.report.get(k) for k in ('train_loss', 'valid_loss', 'psnr', 'cf_ratio')},
+                      last_epoch_is='the validation photos as training scores them: the network before --decoding (no view, no mirror image, its training decoding)',
                       seconds=round(seconds), machine=dict(cpu=_cpu(), threads=torch.get_num_threads(),
                       python=platform.python_version(), torch=str(torch.__version__))),
         scores=dict(evaluated_with='colorize-eval --json at 256 px centre crops', **scores),
