@@ -103,14 +103,13 @@ def main(argv=None):
           + f"; fold distances median {dist.median():.3f}", flush=True)
     table = []
     cautions = {q: caution_of(dist, bank_thresholds(bank, q)).tolist() for q in GRID['q']}   # as CautiousClassifier.caution
-    def setting(q, d, t, df, tf, v, rows=rows, score=score):
+    def setting(q, d, t, df, tf, v, rows=rows, score=score, flip=FLIP):
         caution = cautions[tuple(q)]
         far = [i for i, c in enumerate(caution) if c >= FAR_CAUTION]
         sc = [score(r, d + c*(df - d), t + c*(tf - t), v) for r, c in zip(rows, caution)]
-        row = dict(q=list(q), debias=d, T=t, debias_far=df, T_far=tf, view=v, flip=rows[0]['flip'], fold=summary(rows, sc))
+        row = dict(q=list(q), debias=d, T=t, debias_far=df, T_far=tf, view=v, flip=flip, fold=summary(rows, sc))
         if len(far) >= FAR_MIN_N: row['far'] = summary([rows[i] for i in far], [sc[i] for i in far])
         return row
-    for r in rows: r['flip'] = FLIP
     for v in GRID['view']:
         for q in GRID['q']:
             for d in GRID['debias']:
@@ -125,8 +124,7 @@ def main(argv=None):
     else: best, how = max(table, key=lambda r: r['fold']['cf_ratio']), 'none: the most colourful'
     keys = ('q', 'debias', 'T', 'debias_far', 'T_far', 'view')
     plain = prepare(net, fold, views=[best['view']], flip=False)   # the chosen setting without the mirror image, for the record
-    for r in plain: r['flip'] = False
-    best = dict(best, without_flip=setting(*[tuple(best['q'])] + [best[k] for k in keys[1:]], rows=plain, score=scorer(net)))
+    best = dict(best, without_flip=setting(tuple(best['q']), *(best[k] for k in keys[1:]), rows=plain, score=scorer(net), flip=False))
     f, u = best['fold'], best.get('far')
     print(f"{len(table)} settings; {len(ok_cf)} with fold CF ratio >= {MIN_CF}, {len(ok)} meeting every condition; chosen ({how}):\n"
           f"  q {best['q']}  debias {best['debias']:g} T {best['T']:g} -> debias_far {best['debias_far']:g} T_far {best['T_far']:g}, view {best['view']:g}, flip\n"

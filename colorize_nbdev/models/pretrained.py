@@ -167,10 +167,10 @@ class TimmClassifier(Classifier):
         seen = x if self.view == 1 else F.interpolate(x, size=(max(1, round(x.shape[-2]*self.view)), max(1, round(x.shape[-1]*self.view))),
                                                       mode='bilinear', align_corners=False, antialias=True)
         xp, (h, w) = pad_to_multiple(seen, self.multiple)
-        z = self._logits(xp)
-        if self.flip: z = (z + self._logits(xp.flip(-1)).flip(-1))/2   # the mirror's logits, mirrored back
+        z0 = self._logits(xp)
+        z = (z0 + self._logits(xp.flip(-1)).flip(-1))/2 if self.flip else z0   # the mirror's logits, mirrored back
         if self.keep_logits:   # for the validation loss (`RebalancedCE`): no view, no mirror, as in training
-            plain = z if self.view == 1 and not self.flip else self._logits(pad_to_multiple(x, self.multiple)[0])
+            plain = z0 if self.view == 1 else self._logits(pad_to_multiple(x, self.multiple)[0])
             self.last_logits = plain[..., :-(-x.shape[-2]//4), :-(-x.shape[-1]//4)]
         return z, xp.shape[-2:], (h, w)
 
