@@ -26,10 +26,12 @@ FLIP = True   # every setting averages the photo's logits with its mirror image'
 MIN_CF, FAR_MIN_CF, FAR_CAUTION, FAR_MIN_N = 0.75, 0.55, 0.5, 5
 
 
-def run_files(work:Path, photos:Path)->tuple:
-    "(bank files: the photos the run trained on, fold files) of a selection run's --work folder (its SELECTION.json)."
+def run_files(work:Path, photos:Path, extra:Path|None=None)->tuple:
+    "(bank files: the photos the run trained on, fold files) of a selection run's --work folder (its SELECTION.json); `extra`: its --extra-photos."
     sel = json.loads((work/'SELECTION.json').read_text())
-    return [photos/n for n in sel['bank_files']], [photos/n for n in sel['fold_files']]
+    more = sel.get('bank_extra_files', [])
+    if more and extra is None: sys.exit(f"{work/'SELECTION.json'}: the run trained on --extra-photos; give the same --extra-photos here")
+    return [photos/n for n in sel['bank_files']] + [extra/n for n in more], [photos/n for n in sel['fold_files']]
 
 
 def prepare(net, files, size=256, views=(1.,), flip=FLIP)->list:
@@ -82,6 +84,7 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     ap.add_argument('--work', type=Path, help="the selection run's --work folder (SELECTION.json, dayone_fp32.pth)")
     ap.add_argument('--photos', type=Path, help='the development photos the run trained on')
+    ap.add_argument('--extra-photos', type=Path, help="the run's --extra-photos, if it had any (part of the bank)")
     ap.add_argument('--json', type=Path, help='write the choice and the whole table here (without --work: read them from here)')
     ap.add_argument('--record-into', type=Path, help="and record the choice and its fold scores in this model card (its 'familiarity'; lesson 09 prints it)")
     a = ap.parse_args(argv)
@@ -93,7 +96,7 @@ def main(argv=None):
     from colorize_nbdev.models.pretrained import familiarity_bank, nearest_distance, bank_thresholds, caution_of
     t0 = time.time()
     net, _ = load_model(a.work/'dayone_fp32.pth', device='cpu')
-    bank_files, fold = run_files(a.work, a.photos)
+    bank_files, fold = run_files(a.work, a.photos, a.extra_photos)
     bank, _ = familiarity_bank(bank_files)
     rows = prepare(net, fold, views=GRID['view'])
     dist = nearest_distance(torch.cat([r['f'] for r in rows]), bank)

@@ -25,6 +25,18 @@ What it does, all recorded in the model card (`colorize_nbdev/weights/dayone.jso
    part, and the whole temperature curve (validation and test) goes into the card: lesson 09 draws it;
 4. scoring: `colorize-eval` on the test photos, the model and the gray baseline, at 256 px (the course's evaluation size);
 5. packaging: the weights in fp16 (`--out`, default the package's `weights/dayone.pth`) and the card.
+
+More photos (`--extra-photos DIR`, e.g. `colorize-data places365 --dest D --limit 20000`, then `--extra-photos D/train`)
+are trained on and never tested on: the test set stays the development photos' scene split above, so the scores stay
+comparable with the shipped model's; a selection run's fold is still drawn from the development photos alone. Extra
+photos with a development photo's name or bytes, or whose path names an `--exclude-subject`, are left out. The
+cautious model's bank then holds every trained development photo and a seeded sample of the extra ones, `--bank-max`
+in all at most (every bank photo's distance to every other is computed once). On a GPU:
+
+    python benchmarks/train_dayone.py --photos $P --extra-photos D/train --epochs 40 --freeze-encoder --select-fold 0.3 --work runs/select_big
+    python benchmarks/familiarity_gate.py --work runs/select_big --photos $P --extra-photos D/train --json runs/select_big/gate.json
+    python benchmarks/train_dayone.py --photos $P --extra-photos D/train --epochs 40 --freeze-encoder --decoding runs/select_big/gate.json \
+        --work runs/big --out runs/big/dayone.pth
 """
 import argparse, hashlib, json, os, platform, re, shutil, subprocess, sys, tempfile, time
 from pathlib import Path
@@ -71,6 +83,36 @@ def fold(train:list, frac:float, seed:int=0)->tuple:
     return [p for p in train if scene(p.name) not in chosen], [p for p in train if scene(p.name) in chosen]
 
 
+def extra_photos(folder:Path, exclude:list, dev:list)->list:
+    """The photos of `--extra-photos` (searched recursively), without those whose path names an excluded subject and
+    without any development photo (same name or same bytes): a test photo must never be trained on."""
+    from colorize_nbdev.data.photos import find_images
+    sha = lambda p: hashlib.sha256(p.read_bytes()).hexdigest()
+    names, hashes = {p.name for p in dev}, {sha(p) for p in dev}
+    keep, dropped = [], 0
+    for p in find_images(folder):
+        if any(SUBJECTS[s].search(str(p.relative_to(folder))) for s in exclude): continue
+        if p.name in names or sha(p) in hashes: dropped += 1; continue
+        keep.append(p)
+    if dropped: print(f"--extra-photos {folder}: {dropped} development photos left out (same name or same bytes)", flush=True)
+    return keep
+
+
+def bank_sample(trained:list, extra:list, n:int)->list:
+    "The photos of the cautious model's bank: every trained development photo, then trained extra photos in a seeded order, `n` in all at most."
+    import random
+    ex = set(extra)
+    dev, more = [p for p in trained if p not in ex], [p for p in trained if p in ex]
+    random.Random(0).shuffle(more)
+    return dev[:n] + more[:max(0, n - len(dev))]
+
+
+def extra_record(folder:Path, extra:list)->dict:
+    "The card's record of the extra training photos: their folder's name, how many, and a sha256 of their sorted relative paths."
+    names = '\n'.join(sorted(str(p.relative_to(folder)) for p in extra))
+    return dict(extra_photos=dict(folder=folder.name, n=len(extra), names_sha256=hashlib.sha256(names.encode()).hexdigest()))
+
+
 def colorize_eval(args:list)->dict:
     "The scores `colorize-eval ARGS --json` prints (without the folder and model paths, which are this machine's)."
     exe = shutil.which('colorize-eval', path=str(Path(sys.executable).parent)) or 'colorize-eval'
@@ -100,6 +142,9 @@ def main(argv=None):
     ap.add_argument('--record-into', type=Path, default=None,
                     help="with --exclude-subject: also record this run's scores on that subject in the card CARD.json (its 'unseen_subjects')")
     ap.add_argument('--work', type=Path, default=Path('runs')/'dayone', help='checkpoints and the test-set folder')
+    ap.add_argument('--extra-photos', type=Path, default=None,
+                    help='more photos to train on (searched recursively), never tested on; those of an --exclude-subject are left out')
+    ap.add_argument('--bank-max', type=int, default=2000, help="the cautious model's bank (and a selection run's) holds at most this many of the trained photos")
     a = ap.parse_args(argv)
     import torch
     from colorize_nbdev.data.photos import find_images
@@ -114,6 +159,9 @@ def main(argv=None):
     if a.select_fold:
         train, sel = fold(train, a.select_fold)
         print(f"selection run: {len(sel)} photos of {len({scene(p.name) for p in sel})} scenes held out as the selection fold", flush=True)
+    extra = extra_photos(a.extra_photos, a.exclude_subject, photos) if a.extra_photos else []
+    if a.extra_photos and not extra: sys.exit(f"--extra-photos {a.extra_photos}: no photos to train on there")
+    train = train + extra
     import csv
     from importlib.resources import files
     ref = {r['file']: r['reference_sha256'] for r in csv.DictReader(open(str(files('colorize_nbdev')/'data'/'devphotos.csv')))}
@@ -128,8 +176,9 @@ def main(argv=None):
         subject_dir = a.work/'subject'
         shutil.rmtree(subject_dir, ignore_errors=True); subject_dir.mkdir()
         for p in subject: os.symlink(p.resolve(), subject_dir/p.name)
-    print(f"{len(photos)} photos: {len(train)} to train on, {len(test)} held out ({len(bundled)} bundled + their scenes"
-          + (f" + subjects {', '.join(a.exclude_subject)}" if a.exclude_subject else '') + ")", flush=True)
+    print(f"{len(photos)} photos: {len(train) - len(extra)} to train on, {len(test)} held out ({len(bundled)} bundled + their scenes"
+          + (f" + subjects {', '.join(a.exclude_subject)}" if a.exclude_subject else '') + ")"
+          + (f"; and {len(extra)} more photos to train on from {a.extra_photos}" if extra else ''), flush=True)
     model_fp32 = a.work/'dayone_fp32.pth'
     spent = a.work/'train_seconds.json'   # training time over every session of this run (it resumes after an interruption)
     before = json.loads(spent.read_text())['seconds'] if spent.exists() else 0.
@@ -147,10 +196,13 @@ def main(argv=None):
         print(f"trained: {model_fp32}; {seconds/60:.1f} min of training (run again without --train-only to score and package it)", flush=True)
         return
     if a.select_fold:   # a selection run stops here: familiarity_gate.py scores its fold
+        bank, ex = bank_sample(trained, extra, a.bank_max), set(extra)
         (a.work/'SELECTION.json').write_text(json.dumps(dict(
-            command='python benchmarks/train_dayone.py ' + ' '.join(sys.argv[1:] if argv is None else argv), seconds=round(seconds),
+            command='python benchmarks/train_dayone.py ' + ' '.join(sys.argv[1:] if argv is None else map(str, argv)), seconds=round(seconds),
             fold_files=[p.name for p in sel], valid_files=sorted(p.name for p in valid),
-            bank_files=sorted(p.name for p in trained), test_files=sorted(p.name for p in test)), indent=1) + '\n')
+            bank_files=sorted(p.name for p in bank if p not in ex),
+            bank_extra_files=sorted(str(p.relative_to(a.extra_photos)) for p in bank if p in ex), test_files=sorted(p.name for p in test)),
+            indent=1) + '\n')
         print(f"selection run done: {a.work/'SELECTION.json'}; {seconds/60:.1f} min of training", flush=True)
         return
     obj, decoding = read_model_file(model_fp32), None
@@ -158,7 +210,8 @@ def main(argv=None):
         from colorize_nbdev.models.pretrained import make_cautious
         decoding = json.loads(a.decoding.read_text())
         ch = decoding['chosen']
-        obj = make_cautious(obj, trained, debias_far=ch['debias_far'], T_far=ch['T_far'], q=tuple(ch['q']), T=ch['T'], debias=ch['debias'],
+        obj = make_cautious(obj, bank_sample(trained, extra, a.bank_max), debias_far=ch['debias_far'], T_far=ch['T_far'], q=tuple(ch['q']),
+                            T=ch['T'], debias=ch['debias'],
                            **{k: ch[k] for k in ('view', 'flip') if k in ch})   # how the network sees the photo (gates before views chose neither)
         print(f"decoding by familiarity ({a.decoding}): {obj['config']['bank']} bank photos, {ch}", flush=True)
     # stored in fp16, but for a cautious model's two caution thresholds
@@ -206,9 +259,10 @@ def main(argv=None):
         model=a.out.name, arch=obj['arch'], config=obj['config'], stored='fp16 weights (loaded into an fp32 model)',
         sha256=hashlib.sha256(a.out.read_bytes()).hexdigest(), bytes=a.out.stat().st_size,
         data=dict(source='the 186 development photos (colorize-data devphotos; licences in its manifest)',
-                  n_train=len(train), n_test=len(test), match_devphotos_manifest=f"{same} of {len(photos)}", split=split.__doc__, exclude_subject=a.exclude_subject,
+                  n_train=len(train), n_test=len(test), **(extra_record(a.extra_photos, extra) if extra else {}),
+                  match_devphotos_manifest=f"{same} of {len(photos)}", split=split.__doc__, exclude_subject=a.exclude_subject,
                   test_files=sorted(p.name for p in test)),
-        training=dict(command='python benchmarks/train_dayone.py ' + ' '.join(sys.argv[1:] if argv is None else argv),
+        training=dict(command='python benchmarks/train_dayone.py ' + ' '.join(sys.argv[1:] if argv is None else map(str, argv)),
                       defaults=train_defaults(a.arch), epochs=a.epochs, iterations=learn.report.get('iterations'),
                       last_epoch={k: learn.report.get(k) for k in ('train_loss', 'valid_loss', 'psnr', 'cf_ratio')},
                       last_epoch_is='the validation photos as training scores them: the network before --decoding (no view, no mirror image, its training decoding)',

@@ -250,3 +250,81 @@ def test_selection_fold_keeps_scenes_whole():
     assert sorted(rest + f) == sorted(photos) and {scene(p.name) for p in rest}.isdisjoint({scene(p.name) for p in f})
     assert 0.3*len(photos) <= len(f) < 0.3*len(photos) + 3 and (rest, f) == fold(photos, 0.3)
     assert fold(photos, 0.3, seed=1) != (rest, f)
+
+
+def test_train_dayone_with_extra_photos_end_to_end(tmp_path):
+    """train_dayone.py --extra-photos trains on more photos and never tests on them: a selection run (its SELECTION.json
+    names the extra photos of its bank), then a run built with a recorded decoding, scored, packaged and carded; development
+    photos copied into the extra folder and photos of an excluded subject are left out. (The path to a bigger day-one model.)"""
+    sys.path.insert(0, str(RESULTS.parent))
+    from familiarity_gate import run_files
+    extra = tmp_path/'extra'
+    (extra/'animals').mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for i in range(10):   # smooth random colour fields with a few blocks: something to learn, quickly
+        base = rng.integers(0, 256, (4, 4, 3)).astype(np.uint8)
+        img = np.array(Image.fromarray(base).resize((160, 160), Image.BILINEAR))
+        img[40*(i % 3):40*(i % 3) + 40, 30:90] = rng.integers(0, 256, 3)
+        Image.fromarray(img).save(extra/f"field_{'abcdefghij'[i]}.png")
+    Image.fromarray(img).save(extra/'animals'/'zebra.png')            # an excluded subject
+    dev = tmp_path/'dev'   # "development photos": the bundled ones (the test set) and four of other scenes
+    dev.mkdir()
+    bundled = sample_photos()
+    for p in bundled: (dev/p.name).symlink_to(p)
+    for i, s in enumerate(('tower1', 'tower2', 'lake1', 'bridge1')):
+        Image.fromarray(np.roll(img, 20*i + 20, axis=1)).save(dev/f"pkg__images_things_{s}.png")
+    (extra/'copy.jpg').write_bytes(bundled[0].read_bytes())           # a test photo under another name
+    windmill = next(p for p in bundled if 'windmill' in p.name)
+    (extra/windmill.name).write_bytes(b'not the same bytes at all')     # a development photo's name
+    script, work = str(RESULTS.parent/'train_dayone.py'), tmp_path/'runs'
+    common = ['--photos', str(dev), '--extra-photos', str(extra), '--epochs', '1', '--freeze-encoder', '--exclude-subject', 'animals']
+    r = subprocess.run([sys.executable, script, *common, '--select-fold', '0.3', '--work', str(work/'select')], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert '2 development photos left out' in r.stdout, r.stdout
+    sel = json.loads((work/'select'/'SELECTION.json').read_text())
+    assert sorted(sel['test_files']) == sorted(p.name for p in bundled)
+    assert sel['fold_files'] and all('_things_' in n for n in sel['fold_files'] + sel['bank_files'])   # the fold: development scenes
+    assert sel['bank_extra_files'] and all(n.startswith('field_') for n in sel['bank_extra_files'])
+    bank, fold_files = run_files(work/'select', dev, extra)
+    assert all(p.exists() for p in bank + fold_files) and len(bank) == len(sel['bank_files']) + len(sel['bank_extra_files'])
+    with pytest.raises(SystemExit, match='give the same --extra-photos'): run_files(work/'select', dev)
+    out = tmp_path/'model'/'dayone.pth'
+    r = subprocess.run([sys.executable, script, *common, '--decoding', str(RESULTS/'familiarity_gate_view.json'), '--temps', '1.0',
+                        '--bank-max', '4', '--work', str(work/'main'), '--out', str(out)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-2000:]
+    card = json.loads(out.with_suffix('.json').read_text())
+    assert card['data']['extra_photos']['n'] == 10, r.stdout
+    assert card['data']['n_train'] == 14 and card['config']['bank'] == 4
+    assert sorted(card['data']['test_files']) == sorted(p.name for p in bundled)
+    assert card['scores']['dayone']['n'] == len(bundled) and card['sha256'] == hashlib.sha256(out.read_bytes()).hexdigest()
+    net, config = load_model(out)
+    assert read_model_file(out)['arch'] == 'cautious_classifier' and net.bank.shape[0] == 4 == config['bank']
+
+
+def test_decode_families_start_from_the_models_own_decoding():
+    "decode_families.py: with no chroma raise and no gain its decoding is the model's `decode`; raising chroma or gain adds colour."
+    sys.path.insert(0, str(RESULTS.parent))
+    from decode_families import decoder
+    net, _ = load_model(default_model(), device='cpu')
+    z = torch.randn(2, net.bins.shape[0], 5, 6, generator=torch.Generator().manual_seed(0))*3
+    decode = decoder(net)
+    for d, t in ((0., 0.38), (0.5, 1.), (1.5, 0.2)):
+        torch.testing.assert_close(decode(z, d, t), net.decode(z, T=t, debias=d), rtol=1e-4, atol=1e-5)
+    base = decode(z, 0.5, 1.).norm(dim=1)
+    assert (decode(z, 0.5, 1., s=1.).norm(dim=1) >= base - 1e-5).all() and decode(z, 0.5, 1., s=1.).norm(dim=1).mean() > base.mean()
+    torch.testing.assert_close(decode(z, 0.5, 1., g=1.3), 1.3*decode(z, 0.5, 1.))
+
+
+def test_by_scene_groups_photos_and_weighs_colourful_ones():
+    "by_scene.py: photos of one scene (fish2, fish10) are one row; the CF ratio of a set is mean prediction over mean truth."
+    sys.path.insert(0, str(RESULTS.parent))
+    from by_scene import by_scene
+    row = lambda f, psnr, auc, pred, gt: dict(file=f, psnr=psnr, auc=auc, cf_pred=pred, cf_gt=gt)
+    files = ['pkg__images_fishes_fish2.jpg', 'pkg__images_fishes_fish10.jpg', 'pkg__images_tools_hammer1.jpg']
+    gray = [row(f, 20., 80., 0., gt) for f, gt in zip(files, (60., 40., 10.))]
+    pred = [row(files[0], 21., 81., 30., 60.), row(files[1], 20.5, 80., 10., 40.), row(files[2], 23., 84., 10., 10.)]
+    t = by_scene(gray, pred)
+    assert set(t) == {'fish', 'hammer', 'all'} and t['fish']['n'] == 2 and t['all']['n'] == 3
+    assert abs(t['fish']['psnr'] - 0.75) < 1e-9 and abs(t['fish']['cf_ratio'] - 0.4) < 1e-9 and t['hammer']['cf_ratio'] == 1.
+    assert abs(t['all']['cf_ratio'] - 50/110) < 1e-9   # not the mean of the photos' ratios (0.61)
+    with pytest.raises(ValueError, match='rows differ'): by_scene(gray, pred[::-1])
