@@ -534,5 +534,8 @@ def fit_colorizer(arch:str|None,       # registered architecture (`register_arch
         report['out'] = str(out)
         _say(verbose, f"Saved {out} ({arch}, size {run['size']})" +
              (f": valid PSNR {report['psnr']:.2f} dB, CF ratio {report['cf_ratio']:.2f}" if report.get('psnr') is not None and report.get('cf_ratio') is not None else ''))
+    # the run is over: its schedule, checkpoints and epoch numbering leave the Learner, which then validates, predicts and
+    # trains on as any fastai Learner (`learn.validate()`, `learn.get_preds()`, `learn.fit_one_cycle(...)`)
+    learn.remove_cbs([cb for cb in learn.cbs if isinstance(cb, (Budget, Checkpoint, StartAtEpoch))])
     learn.report = report
     return learn

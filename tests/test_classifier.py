@@ -200,6 +200,20 @@ def test_resume_keeps_the_class_weights(photos, tmp_path, monkeypatch):
     torch.testing.assert_close(load_model(tmp_path/'r.pth', 'cpu')[0].class_weights, w0)
 
 
+def test_logits_are_kept_only_while_validating(photos, tmp_path):
+    "After training, the model colours without keeping logits (no extra work per call), and the Learner still validates with the rebalanced loss."
+    from colorize_nbdev.train import fit_colorizer
+    learn = fit_colorizer('classifier', photos, tmp_path/'k.pth', epochs=1, **SMALL)
+    m = learn.model
+    assert m.keep_logits is False and m.last_logits is None
+    m.eval()
+    with torch.no_grad(): m(torch.zeros(1, 1, 32, 32, device=next(m.parameters()).device))
+    assert m.last_logits is None
+    loss = learn.validate()[0]
+    assert math.isfinite(loss) and abs(loss - learn.report['valid_loss']) < 1e-3*max(1., abs(loss))
+    assert m.keep_logits is False and m.last_logits is None
+
+
 def test_wrong_loss_is_refused(photos, tmp_path):
     from fastcore.script import CliError
     from colorize_nbdev.cli import colorize_train

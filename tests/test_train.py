@@ -181,6 +181,21 @@ def test_the_lessons_regressor_trains_and_colorizes(photos, tmp_path):
     assert cfg['size'] == 32 and cfg['pretrained'] is False   # loading never downloads: the weights are in the file
 
 
+def test_after_the_run_the_learner_is_a_plain_fastai_learner(photos, tmp_path):
+    "fit_colorizer's Learner validates, predicts and trains on afterwards; the run's checkpoint is left as the run wrote it."
+    T.import_archs()
+    learn = T.fit_colorizer('regressor', photos, tmp_path/'reg.pth', epochs=1, size=32, bs=4, pretrained=False, **CPU)
+    ck = tmp_path/'reg.ckpt'/'checkpoint.pth'
+    before = ck.read_bytes()
+    assert not any(isinstance(cb, (T.Budget, T.Checkpoint)) for cb in learn.cbs)
+    loss, psnr, cf = learn.validate()
+    assert abs(loss - learn.report['valid_loss']) < 1e-4*max(1., abs(loss)) and abs(psnr - learn.report['psnr']) < 1e-3
+    preds, targs = learn.get_preds()
+    assert preds.shape == targs.shape and preds.shape[1] == 2
+    learn.fit_one_cycle(1, 1e-4)
+    assert len(learn.recorder.values) == 1 and ck.read_bytes() == before
+
+
 def test_bad_arguments_are_one_line_errors(photos, tmp_path):
     mine = tmp_path/'notes.pth'
     mine.write_text('my notes')

@@ -227,5 +227,10 @@ class Classifier(nn.Module):
             files = getattr(ds, 'files', None) or getattr(dls.train, 'items', None)
             if not files: raise ValueError("Classifier.training_parts: cannot find the training photos (dls.train.dataset.files)")
             self.set_prior(ab_histogram(files, self.bins.cpu(), seed=run.get('seed', 0) or 0))
-        self.keep_logits = True
-        return dict(loss_func=RebalancedCE(self))
+        from fastai.callback.core import Callback   # training only: colouring a photo never imports fastai
+        model = self
+        class KeepLogits(Callback):
+            "Keep the logits while fastai validates (for the validation loss), and only then: colouring pays for nothing extra."
+            def before_validate(self): model.keep_logits = True
+            def after_validate(self): model.keep_logits, model.last_logits = False, None
+        return dict(loss_func=RebalancedCE(self), cbs=[KeepLogits()])
