@@ -46,26 +46,14 @@ def main(argv=None):
     ap.add_argument('--json', type=Path)
     a = ap.parse_args(argv)
     from colorize_nbdev.modelfile import load_model
-    from colorize_nbdev.color import lab_norm_to_rgb
-    from colorize_nbdev.metrics import psnr, auc, colorfulness, to_uint8
     t0 = time.time()
     ch = json.loads(a.gate.read_text())['chosen']
     view, flip = ch.get('view', 1.), ch.get('flip', False)
     net, _ = load_model(a.work/'dayone_fp32.pth', device='cpu')
     _, fold = fg.run_files(a.work, a.photos, a.extra_photos)
-    rows, decode = fg.prepare(net, fold, views=[view], flip=flip), decoder(net)
+    rows, score = fg.prepare(net, fold, views=[view], flip=flip), fg.scorer(net, decoder(net))   # scored as the gate scores
     def setting(family, d, T, s=0., g=1.):
-        sc = []
-        with torch.no_grad():
-            for r in rows:
-                z, padded, hw = r['z'][view]
-                ab = net.view_to_input(decode(z, d, T, s, g), r['L'], padded, hw)
-                p = to_uint8(lab_norm_to_rgb(r['L'], ab))
-                if 'gray' not in r:
-                    gr = to_uint8(lab_norm_to_rgb(r['L'], torch.zeros_like(ab)))
-                    r['gray'] = (float(psnr(r['x'], gr)[0]), float(auc(r['x'], gr)[0]), float(colorfulness(r['x'])[0]))
-                sc.append((float(psnr(r['x'], p)[0]), float(auc(r['x'], p)[0]), float(colorfulness(p)[0])))
-        return dict(family=family, debias=d, T=T, s=s, g=g, fold=fg.summary(rows, sc))
+        return dict(family=family, debias=d, T=T, s=s, g=g, fold=fg.summary(rows, [score(r, d, T, view, s=s, g=g) for r in rows]))
     table = [setting('debias_T', d, t) for d in DEBIAS for t in TEMPS]
     table += [setting('chroma', d, t, s=s) for d in DEBIAS for t in TEMPS for s in CHROMA]
     table += [setting('gain', d, t, g=g) for d in DEBIAS for t in TEMPS for g in GAIN]

@@ -52,17 +52,19 @@ def prepare(net, files, size=256, views=(1.,), flip=FLIP)->list:
     return rows
 
 
-def scorer(net):
-    "score(row, debias, T, view) -> (psnr, auc, colourfulness) of one photo decoded from its logits at `view`, cached; the row gets its gray scores."
+def scorer(net, decode=None):
+    """score(row, debias, T, view, **kw) -> (psnr, auc, colourfulness) of one photo decoded from its logits at `view`, cached;
+    the row gets its gray scores. `decode(z, debias, T, **kw)` -> model-scaled ab (default: the model's own, `net.decode`)."""
     from colorize_nbdev.color import lab_norm_to_rgb
     from colorize_nbdev.metrics import psnr, auc, colorfulness, to_uint8
+    decode = decode or (lambda z, d, t: net.decode(z, T=t, debias=d))
     cache = {}
-    def score(r, d, t, v=1.):
-        key = (r['name'], round(d, 4), round(t, 4), v)
+    def score(r, d, t, v=1., **kw):
+        key = (r['name'], round(d, 4), round(t, 4), v, *sorted(kw.items()))
         if key not in cache:
             with torch.no_grad():
                 z, padded, hw = r['z'][v]
-                ab = net.view_to_input(net.decode(z, T=t, debias=d), r['L'], padded, hw)   # to the photo's size as the model does
+                ab = net.view_to_input(decode(z, d, t, **kw), r['L'], padded, hw)   # to the photo's size as the model does
                 p = to_uint8(lab_norm_to_rgb(r['L'], ab))
                 if 'gray' not in r:
                     g = to_uint8(lab_norm_to_rgb(r['L'], torch.zeros_like(ab)))
